@@ -2,3 +2,4 @@
  * @since 0.1.0
  */
 export * as PgConfig from "./PgConfig.ts"
+export * as PgSchema from "./PgSchema.ts"

@@ -1,0 +1,6 @@
+/**
+ * @since 0.1.0
+ */
+export * as EventStore from "./EventStore.ts"
+export * as ExpectedVersion from "./ExpectedVersion.ts"
+export * as StreamName from "./StreamName.ts"
