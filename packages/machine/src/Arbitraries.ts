@@ -63,10 +63,11 @@ const oneOf = <A extends string | number>(values: ReadonlyArray<A>): Arbitrary.A
  * @since 0.1.0
  * @category generators
  */
-export const event = <E extends Machine.Tagged, Data>(
+export const event = <E extends Machine.Tagged, Data, const Tag extends E["_tag"]>(
   machine: Machine.Machine<E, Data>,
-  eventType: E["_tag"]
-): Arbitrary.Arbitrary<E> => eventsOf(machine)(eventType)
+  eventType: Tag
+): Arbitrary.Arbitrary<Extract<E, { readonly _tag: Tag }>> =>
+  eventsOf(machine)(eventType) as Arbitrary.Arbitrary<Extract<E, { readonly _tag: Tag }>>
 
 /**
  * Generates valid histories: random walks from the empty history, each step an allowed event type with a generated
