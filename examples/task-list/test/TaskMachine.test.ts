@@ -52,12 +52,10 @@ describe("the task machine, rule by rule", () => {
 
   it("after it is started it may be reassigned or rescheduled any number of times", () => {
     const history = [created, assigned, scheduled, started]
-    spec.given(history).when([reassigned, rescheduled, reassigned, rescheduled]).then([
-      reassigned,
-      rescheduled,
-      reassigned,
-      rescheduled
-    ])
+    spec
+      .given(history)
+      .when([reassigned, rescheduled, reassigned, rescheduled])
+      .then([reassigned, rescheduled, reassigned, rescheduled])
     const state = fold([...history, reassigned, rescheduled, reassigned])
     assert.deepStrictEqual(state.tags, ["Started"])
     assert.strictEqual(state.data.assignee, "grace")
@@ -71,7 +69,10 @@ describe("the task machine, rule by rule", () => {
     spec.given(history).when([completed]).then([completed])
     for (const end of [canceled, completed]) {
       assert.deepStrictEqual(TaskMachine.allowed(fold([...history, end])), [])
-      spec.given([...history, end]).when([revised]).thenFails("IllegalTransition")
+      spec
+        .given([...history, end])
+        .when([revised])
+        .thenFails("IllegalTransition")
     }
     assert.strictEqual(
       refusal([...history, completed], reassigned)?.message,
@@ -112,9 +113,9 @@ describe("the task machine, rule by rule", () => {
     DeciderSpec.given(decider, [created, assigned, scheduled]).when({ _tag: "Start" }).then([started])
     const error = DeciderSpec.given(decider, [created]).when({ _tag: "Finish" }).thenFails("IllegalTransition")
     assert.strictEqual(error.message, "Event type 'Completed' may not follow [Created]")
-    DeciderSpec.given(decider, [created, assigned, scheduled, started, completed]).when({ _tag: "Start" }).thenFails(
-      "IllegalTransition"
-    )
+    DeciderSpec.given(decider, [created, assigned, scheduled, started, completed])
+      .when({ _tag: "Start" })
+      .thenFails("IllegalTransition")
   })
 })
 
@@ -181,7 +182,11 @@ describe("the task machine's graph", () => {
 
 describe("the task machine, on generated histories", () => {
   const runs = { arbitrary: { runs: 1000 } }
-  const terminal = new Set(Graph.make(TaskMachine).states.filter((s) => s.terminal).map((s) => s.key))
+  const terminal = new Set(
+    Graph.make(TaskMachine)
+      .states.filter((s) => s.terminal)
+      .map((s) => s.key)
+  )
 
   it.prop(
     "every valid history folds without error",

@@ -163,7 +163,10 @@ export const difference = <const Tags extends ReadonlyArray<string>>(...tags: Ta
  */
 export const compose = <const Steps extends ReadonlyArray<Accumulate<string>>>(
   ...steps: Steps
-): Accumulate<TagsOf<Steps[number]>> => ({ _tag: "Compose", steps: steps as ReadonlyArray<Accumulate<TagsOf<Steps[number]>>> })
+): Accumulate<TagsOf<Steps[number]>> => ({
+  _tag: "Compose",
+  steps: steps as ReadonlyArray<Accumulate<TagsOf<Steps[number]>>>
+})
 
 /**
  * Applies an accumulation for an event of type `tag` to a control state.

@@ -95,8 +95,8 @@ export const validHistory = <E extends Machine.Tagged, Data>(
   const walk = (state: S, remaining: number): Arbitrary.Arbitrary<ReadonlyArray<E>> => {
     const next = remaining <= 0 ? undefined : nextIn(state)
     if (next === undefined) return Arbitrary.Constant([])
-    return Arbitrary.flatMap(next, (event) => {
-      const step = Result.getOrThrow(machine.step(state, event))
+    return Arbitrary.flatMap(next, (chosen) => {
+      const step = Result.getOrThrow(machine.step(state, chosen))
       return Arbitrary.map(walk(step.state, remaining - 1), (rest) => [...step.events, ...rest])
     })
   }
@@ -123,10 +123,10 @@ export const invalidNext = <E extends Machine.Tagged, Data>(
   return validHistory(machine, options).pipe(
     Arbitrary.filter((history: ReadonlyArray<E>) => refused(history).length > 0),
     Arbitrary.flatMap((history) =>
-      Arbitrary.map(Arbitrary.flatMap(oneOf(refused(history)), events), (event) => ({
+      Arbitrary.map(Arbitrary.flatMap(oneOf(refused(history)), events), (refusedEvent) => ({
         history,
         state: machine.replay(history),
-        event
+        event: refusedEvent
       }))
     )
   )

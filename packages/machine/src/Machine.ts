@@ -289,10 +289,11 @@ const payload = (event: Tagged): Record<string, unknown> => {
  * @since 0.1.0
  * @category data
  */
-export const latestFields = <E extends Tagged>(restarting: (tag: E["_tag"]) => boolean): DataFold<E, LatestFields<E>> => ({
+export const latestFields = <E extends Tagged>(
+  restarting: (tag: E["_tag"]) => boolean
+): DataFold<E, LatestFields<E>> => ({
   initial: {},
-  evolve: (data, event) =>
-    (restarting(event._tag) ? payload(event) : { ...data, ...payload(event) }) as LatestFields<E>
+  evolve: (data, event) => (restarting(event._tag) ? payload(event) : { ...data, ...payload(event) }) as LatestFields<E>
 })
 
 const definitionOf = (eventTypes: ReadonlyArray<string>, rules: Readonly<Record<string, TagRule<string, string>>>) => {

@@ -64,22 +64,22 @@ export const make = <Command, Event, State, Error>(
       let state = decider.initial
       for (const event of history) state = decider.evolve(state, event)
       const decided = decider.decide(command, state)
-      const actual = Result.isSuccess(decided)
-        ? { events: decided.success }
-        : { error: describeError(decided.failure) }
+      const actual = Result.isSuccess(decided) ? { events: decided.success } : { error: describeError(decided.failure) }
+      const decidedText = `decided ${JSON.stringify(actual)}`
       return {
+        // oxlint-disable-next-line unicorn/no-thenable -- given/when/then is the vocabulary; specs are never awaited
         then: (events) => {
-          expect(actual, "the events decided for the command").toEqual({ events })
+          expect(actual, `the events decided for the command (${decidedText})`).toEqual({ events })
         },
         thenNothingHappens: () => {
-          expect(actual, "the command should be accepted and produce no events").toEqual({ events: [] })
+          expect(actual, `the command should be accepted and produce no events (${decidedText})`).toEqual({ events: [] })
         },
         thenFails: (tag) => {
           if (Result.isSuccess(decided)) {
-            expect(actual, `the command should fail with ${tag}`).toEqual({ error: { _tag: tag } })
+            expect(actual, `the command should fail with ${tag} (${decidedText})`).toEqual({ error: { _tag: tag } })
             throw new Error(`expected the command to fail with ${tag}`)
           }
-          expect(describeError(decided.failure), `the command should fail with ${tag}`).toMatchObject({ _tag: tag })
+          expect(describeError(decided.failure), `the command should fail with ${tag} (${decidedText})`).toMatchObject({ _tag: tag })
           return decided.failure
         }
       }
