@@ -72,14 +72,18 @@ export const make = <Command, Event, State, Error>(
           expect(actual, `the events decided for the command (${decidedText})`).toEqual({ events })
         },
         thenNothingHappens: () => {
-          expect(actual, `the command should be accepted and produce no events (${decidedText})`).toEqual({ events: [] })
+          expect(actual, `the command should be accepted and produce no events (${decidedText})`).toEqual({
+            events: []
+          })
         },
         thenFails: (tag) => {
           if (Result.isSuccess(decided)) {
             expect(actual, `the command should fail with ${tag} (${decidedText})`).toEqual({ error: { _tag: tag } })
             throw new Error(`expected the command to fail with ${tag}`)
           }
-          expect(describeError(decided.failure), `the command should fail with ${tag} (${decidedText})`).toMatchObject({ _tag: tag })
+          expect(describeError(decided.failure), `the command should fail with ${tag} (${decidedText})`).toMatchObject({
+            _tag: tag
+          })
           return decided.failure
         }
       }

@@ -20,22 +20,56 @@ const counter: Decider.Decider<Command, Event, number, TooBig> = {
   evolve: (total, event) => total + event.n
 }
 
+const added = (n: number): Event => ({ _tag: "Added", n })
+
 describe("DeciderSpec", () => {
   const spec = DeciderSpec.make(counter)
-  const added = (n: number): Event => ({ _tag: "Added", n })
 
   it("passes when the decided events, failure or silence match", () => {
-    spec.given([added(4)]).when({ add: 2 }).then([added(2)])
-    spec.given([added(4)]).when({ add: 0 }).thenNothingHappens()
-    const error = spec.given([added(4), added(5)]).when({ add: 2 }).thenFails("TooBig")
+    spec
+      .given([added(4)])
+      .when({ add: 2 })
+      .then([added(2)])
+    spec
+      .given([added(4)])
+      .when({ add: 0 })
+      .thenNothingHappens()
+    const error = spec
+      .given([added(4), added(5)])
+      .when({ add: 2 })
+      .thenFails("TooBig")
     assert.strictEqual(error.message, "over ten")
   })
 
   it("fails with a diff naming what was decided instead", () => {
-    assert.throws(() => spec.given([]).when({ add: 2 }).then([added(3)]), /the events decided for the command/)
-    assert.throws(() => spec.given([]).when({ add: 2 }).thenNothingHappens(), /expected { events: \[ { _tag: .Added., n: 2 } \] }/)
+    assert.throws(
+      () =>
+        spec
+          .given([])
+          .when({ add: 2 })
+          .then([added(3)]),
+      /the events decided for the command/
+    )
+    assert.throws(
+      () => spec.given([]).when({ add: 2 }).thenNothingHappens(),
+      /expected { events: \[ { _tag: .Added., n: 2 } \] }/
+    )
     assert.throws(() => spec.given([]).when({ add: 2 }).thenFails("TooBig"), /should fail with TooBig/)
-    assert.throws(() => spec.given([added(9)]).when({ add: 2 }).thenFails("Other"), /should fail with Other/)
-    assert.throws(() => spec.given([added(9)]).when({ add: 2 }).then([]), /over ten/)
+    assert.throws(
+      () =>
+        spec
+          .given([added(9)])
+          .when({ add: 2 })
+          .thenFails("Other"),
+      /should fail with Other/
+    )
+    assert.throws(
+      () =>
+        spec
+          .given([added(9)])
+          .when({ add: 2 })
+          .then([]),
+      /over ten/
+    )
   })
 })
