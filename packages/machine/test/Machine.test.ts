@@ -1,0 +1,106 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Accumulate, Graph, Machine, Rule } from "@evently/machine"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+
+const Order = Schema.TaggedUnion({
+  Placed: { item: Schema.String, note: Schema.optional(Schema.String) },
+  Paid: { amount: Schema.Number },
+  Shipped: {},
+  Closed: {}
+})
+
+describe("Machine", () => {
+  it("produces automatic follow-ups, chained, and replays them as stored", () => {
+    const machine = Machine.make(Order, {
+      Placed: { follows: Rule.nothing(), requires: ["note"] },
+      Paid: { follows: Rule.event("Placed") },
+      Shipped: { follows: Rule.event("Paid"), auto: true },
+      Closed: { follows: Rule.event("Shipped"), auto: true }
+    })
+    const placed = Order.cases.Placed.make({ item: "book", note: "gift" })
+    const paid = Order.cases.Paid.make({ amount: 12 })
+    const decided = machine.decide([placed, paid], machine.initial)
+    assert.deepStrictEqual(decided, Result.succeed([placed, paid, { _tag: "Shipped" }, { _tag: "Closed" }]))
+    if (Result.isSuccess(decided)) {
+      const state = machine.replay(decided.success)
+      assert.deepStrictEqual(state.tags, ["Closed"])
+      assert.strictEqual(state.position, 4)
+      assert.deepStrictEqual(state.data, { item: "book", note: "gift", amount: 12 })
+    }
+    const missing = machine.transition(machine.initial, Order.cases.Placed.make({ item: "book" }))
+    assert.isTrue(Result.isFailure(missing))
+    if (Result.isFailure(missing)) {
+      assert.strictEqual(missing.failure.message, "Event type 'Placed' requires field 'note'")
+    }
+    assert.deepStrictEqual(Graph.make(machine).terminalEventTypes, ["Closed"])
+  })
+
+  it("rejects an ambiguous automatic transition when built, naming the state", () => {
+    const built = Machine.makeResult(Order, {
+      Placed: { follows: Rule.nothing() },
+      Paid: { follows: Rule.event("Placed"), accumulate: Accumulate.union() },
+      Shipped: { follows: Rule.event("Paid") },
+      Closed: { follows: Rule.event("Placed"), auto: true }
+    })
+    assert.isTrue(Result.isFailure(built))
+    if (Result.isFailure(built)) {
+      assert.strictEqual(built.failure.state, "[Placed]")
+      assert.strictEqual(
+        built.failure.message,
+        "Invalid machine in state [Placed]: automatic transition 'Closed' competes with 'Paid'"
+      )
+    }
+    assert.throws(() =>
+      Machine.make(Order, {
+        Placed: { follows: Rule.nothing() },
+        Paid: { follows: Rule.event("Placed") },
+        Shipped: { follows: Rule.anyOf("Paid", "Closed"), auto: true },
+        Closed: { follows: Rule.event("Shipped"), auto: true }
+      })
+    )
+  })
+
+  it("folds data with a user evolve instead of the latest fields", () => {
+    const machine = Machine.withData(
+      Machine.make(Order, {
+        Placed: { follows: Rule.nothing() },
+        Paid: { follows: Rule.anyOf("Placed", "Paid") },
+        Shipped: { follows: Rule.event("Paid") },
+        Closed: { follows: Rule.event("Shipped") }
+      }),
+      { initial: 0, evolve: (total: number, event) => (event._tag === "Paid" ? total + event.amount : total) }
+    )
+    const state = machine.fold([
+      Order.cases.Placed.make({ item: "book" }),
+      Order.cases.Paid.make({ amount: 5 }),
+      Order.cases.Paid.make({ amount: 7 })
+    ])
+    assert.deepStrictEqual(
+      Result.map(state, (s) => s.data),
+      Result.succeed(12)
+    )
+  })
+
+  it("evolve is total but transition and fold refuse illegal events", () => {
+    const machine = Machine.make(Order, {
+      Placed: { follows: Rule.nothing() },
+      Paid: { follows: Rule.event("Placed") },
+      Shipped: { follows: Rule.event("Paid") },
+      Closed: { follows: Rule.butNot("Closed") }
+    })
+    const shipped = Order.cases.Shipped.make({})
+    assert.deepStrictEqual(machine.evolve(machine.initial, shipped).tags, ["Shipped"])
+    const folded = machine.fold([shipped])
+    assert.isTrue(Result.isFailure(folded))
+    if (Result.isFailure(folded)) {
+      assert.strictEqual(folded.failure.message, "Event type 'Shipped' may not be initial")
+      assert.strictEqual(folded.failure._tag, "IllegalTransition")
+      if (folded.failure._tag === "IllegalTransition") {
+        assert.deepStrictEqual(folded.failure.allowed, ["Placed", "Closed"])
+        assert.strictEqual(folded.failure.version, 1)
+      }
+    }
+    assert.isTrue(Machine.isInitial(machine, "Closed"))
+  })
+})
