@@ -1,0 +1,4 @@
+/**
+ * @since 0.1.0
+ */
+export * as PgliteClient from "./PgliteClient.ts"
