@@ -59,11 +59,12 @@ export const choice: Effect.Effect<Choice, Config.ConfigError> = Effect.gen(func
  * @since 0.1.0
  * @category utils
  */
-export const describe = (choice: Choice): string =>
-  choice._tag === "Postgres"
-    ? `PostgreSQL at ${PgConfig.describe(choice.url)}`
-    : Option.match(choice.dataDir, {
-        onNone: () => "the embedded database (PGlite) in memory; set EVENTLY_DATA_DIR to keep data, DATABASE_URL for a server",
+export const describe = (chosen: Choice): string =>
+  chosen._tag === "Postgres"
+    ? `PostgreSQL at ${PgConfig.describe(chosen.url)}`
+    : Option.match(chosen.dataDir, {
+        onNone: () =>
+          "the embedded database (PGlite) in memory; set EVENTLY_DATA_DIR to keep data, DATABASE_URL for a server",
         onSome: (dir) => `the embedded database (PGlite) in ${dir} (EVENTLY_DATA_DIR)`
       })
 
@@ -74,10 +75,10 @@ export const describe = (choice: Choice): string =>
  * @since 0.1.0
  * @category layers
  */
-export const layerChoice = (choice: Choice): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
-  choice._tag === "Postgres"
-    ? PgClient.layer({ url: choice.url })
-    : PgliteClient.layer({ dataDir: Option.getOrUndefined(choice.dataDir) })
+export const layerChoice = (chosen: Choice): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
+  chosen._tag === "Postgres"
+    ? PgClient.layer({ url: chosen.url })
+    : PgliteClient.layer({ dataDir: Option.getOrUndefined(chosen.dataDir) })
 
 /**
  * The app's database, chosen from the environment by {@link choice} and logged: PostgreSQL when `DATABASE_URL`
@@ -86,10 +87,9 @@ export const layerChoice = (choice: Choice): Layer.Layer<PgClient.PgClient | Sql
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, Config.ConfigError | SqlError> =
-  Layer.unwrap(
-    Effect.map(
-      Effect.tap(choice, (chosen) => Effect.logInfo(`evently: using ${describe(chosen)}`)),
-      layerChoice
-    )
+export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, Config.ConfigError | SqlError> = Layer.unwrap(
+  Effect.map(
+    Effect.tap(choice, (chosen) => Effect.logInfo(`evently: using ${describe(chosen)}`)),
+    layerChoice
   )
+)

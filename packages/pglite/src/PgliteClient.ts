@@ -65,7 +65,7 @@ export const make = (
         try: () => (options.dataDir === undefined ? PGlite.create() : PGlite.create({ dataDir: options.dataDir })),
         catch: (cause) => openError(cause, `PgliteClient: could not open the embedded database (${where})`)
       }),
-      (db) => Effect.ignore(Effect.tryPromise(() => db.close()))
+      (opened) => Effect.ignore(Effect.tryPromise(() => opened.close()))
     )
     return yield* fromPglite(db)
   })
@@ -111,7 +111,10 @@ export const fromPglite = (
           queues?.delete(queue)
           const last = queues !== undefined && queues.size === 0
           if (last) listeners.delete(channel)
-          return Effect.andThen(last ? Effect.ignore(client`UNLISTEN ${client(channel)}`) : Effect.void, Queue.shutdown(queue))
+          return Effect.andThen(
+            last ? Effect.ignore(client`UNLISTEN ${client(channel)}`) : Effect.void,
+            Queue.shutdown(queue)
+          )
         })
         yield* Effect.acquireRelease(
           Effect.sync(() => {

@@ -1,4 +1,4 @@
-import { assert, describe, it, layer } from "@effect/vitest"
+import { assert, describe, it as vitest, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { PgliteClient } from "@evently/pglite"
 import * as Deferred from "effect/Deferred"
@@ -45,15 +45,14 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       })
       // One ran entirely before the other: the first saw none of the other's rows, the second all five (committed).
       const first = log[0]!.split(":")[0]
-      assert.deepStrictEqual(log, first === "a" ? ["a:begin", "a:end", "b:begin", "b:end"] : [
-        "b:begin",
-        "b:end",
-        "a:begin",
-        "a:end"
-      ])
+      assert.deepStrictEqual(
+        log,
+        first === "a" ? ["a:begin", "a:end", "b:begin", "b:end"] : ["b:begin", "b:end", "a:begin", "a:end"]
+      )
       assert.deepStrictEqual(first === "a" ? seenByA : seenByB, [0, 0, 0, 0, 0])
       assert.deepStrictEqual(first === "a" ? seenByB : seenByA, [5, 5, 5, 5, 5])
-    }))
+    })
+  )
 
   it.effect("a query from another fiber waits for an open transaction and never runs inside it", () =>
     Effect.gen(function* () {
@@ -83,7 +82,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
         after.map((row) => row.who),
         ["outsider"]
       )
-    }))
+    })
+  )
 
   it.effect("rolls back on a failure and on a SQL error, and the client keeps working", () =>
     Effect.gen(function* () {
@@ -105,7 +105,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
         rows.map((row) => row.id),
         [3]
       )
-    }))
+    })
+  )
 
   it.effect("nested withTransaction rolls back to its savepoint and keeps the outer work", () =>
     Effect.gen(function* () {
@@ -126,7 +127,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
         rows.map((row) => row.id),
         [1, 3]
       )
-    }))
+    })
+  )
 
   it.effect("sql.reserve gives a dedicated connection that holds the database for its scope", () =>
     Effect.gen(function* () {
@@ -148,7 +150,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       )
       yield* Effect.all([reserved, other], { concurrency: "unbounded" })
       assert.deepStrictEqual(log, ["reserved", "released", "other"])
-    }))
+    })
+  )
 
   it.effect("round-trips json and jsonb: quotes, unicode and a 1 MB string", () =>
     Effect.gen(function* () {
@@ -169,7 +172,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       assert.strictEqual(row!.length, big.length)
       const [text] = yield* pg<{ quoted: string }>`select doc->>'quoted' as quoted from json_probe where id = 1`
       assert.strictEqual(text!.quoted, doc.quoted)
-    }))
+    })
+  )
 
   it.effect("reads xid8 and bigint values", () =>
     Effect.gen(function* () {
@@ -193,7 +197,8 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       assert.strictEqual(ints!.big, 9007199254740993n)
       assert.strictEqual(typeof ints!.tx, "bigint")
       assert.isTrue(ints!.tx > BigInt(row!.tx))
-    }))
+    })
+  )
 
   it.effect("LISTEN receives a notification from a committed transaction, never one that rolled back", () =>
     Effect.gen(function* () {
@@ -201,7 +206,9 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       const queue = yield* pg.listen("evently_probe")
       yield* pg.withTransaction(pg`select pg_notify('evently_probe', 'committed')`)
       const rolledBack = yield* Effect.exit(
-        pg.withTransaction(Effect.andThen(pg`select pg_notify('evently_probe', 'rolled back')`, Effect.fail(new Boom())))
+        pg.withTransaction(
+          Effect.andThen(pg`select pg_notify('evently_probe', 'rolled back')`, Effect.fail(new Boom()))
+        )
       )
       assert.isTrue(Exit.isFailure(rolledBack))
       yield* pg.notify("evently_probe", "after")
@@ -211,28 +218,31 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       assert.strictEqual(first.channel, "evently_probe")
       assert.deepStrictEqual([first.payload, second.payload], ["committed", "after"])
       assert.strictEqual(yield* Queue.size(queue), 0)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 })
 
 describe("PgliteClient with a data directory", () => {
-  it.effect("keeps its data in a data directory between two layer builds", () =>
-    Effect.gen(function* () {
-      const dataDir = mkdtempSync(join(tmpdir(), "evently-pglite-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
-      yield* Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        yield* sql`create table kept (word text not null)`
-        yield* sql.withTransaction(sql`insert into kept values ('persisted')`)
-      }).pipe(Effect.provide(PgliteClient.layer({ dataDir })))
-      const words = yield* Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        return yield* sql<{ word: string }>`select word from kept`
-      }).pipe(Effect.provide(PgliteClient.layer({ dataDir })))
-      assert.deepStrictEqual(
-        words.map((row) => row.word),
-        ["persisted"]
-      )
-    }).pipe(Effect.scoped),
+  vitest.effect(
+    "keeps its data in a data directory between two layer builds",
+    () =>
+      Effect.gen(function* () {
+        const dataDir = mkdtempSync(join(tmpdir(), "evently-pglite-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+        yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`create table kept (word text not null)`
+          yield* sql.withTransaction(sql`insert into kept values ('persisted')`)
+        }).pipe(Effect.provide(PgliteClient.layer({ dataDir })))
+        const words = yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          return yield* sql<{ word: string }>`select word from kept`
+        }).pipe(Effect.provide(PgliteClient.layer({ dataDir })))
+        assert.deepStrictEqual(
+          words.map((row) => row.word),
+          ["persisted"]
+        )
+      }).pipe(Effect.scoped),
     120_000
   )
 })
