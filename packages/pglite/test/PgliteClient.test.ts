@@ -4,6 +4,7 @@ import { PgliteClient } from "@evently/pglite"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as SqlClient from "effect/sql/SqlClient"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -104,6 +105,31 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
       assert.deepStrictEqual(
         rows.map((row) => row.id),
         [3]
+      )
+    })
+  )
+
+  it.effect("an interrupted transaction is rolled back and releases the database", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`create table interrupt_probe (id int primary key)`
+      const opened = yield* Deferred.make<void>()
+      const fiber = yield* Effect.forkChild(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`insert into interrupt_probe values (1)`
+            yield* Deferred.succeed(opened, undefined)
+            yield* Effect.sleep("10 seconds")
+          })
+        )
+      )
+      yield* Deferred.await(opened)
+      yield* Fiber.interrupt(fiber)
+      yield* sql`insert into interrupt_probe values (2)`
+      const rows = yield* sql<{ id: number }>`select id from interrupt_probe order by id`
+      assert.deepStrictEqual(
+        rows.map((row) => row.id),
+        [2]
       )
     })
   )
