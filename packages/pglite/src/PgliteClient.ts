@@ -1,0 +1,141 @@
+/**
+ * An `@effect/sql-pg` client (so also an `effect/sql` `SqlClient`) on an in-process PGlite: the embedded database,
+ * in memory or in a data directory, with no server and no socket.
+ *
+ * How it works, and why: `@effect/sql-pg`'s single-connection client (`PgClient.makeClient`) runs over a `Duplex`
+ * that hands its wire-protocol bytes straight to PGlite's `execProtocolRawStream`. Every statement, transaction,
+ * savepoint, JSON value and type parser is @effect/sql-pg's own, so the Postgres adapter sees the same client it
+ * sees on a real server. PGlite has one session, and so does this client: a transaction (and `sql.reserve`) pins
+ * that one connection, and every other fiber's statement, transactional or not, waits for the pin to be released.
+ * Transactions are serialized, never interleaved, and a plain query can never run inside another fiber's
+ * transaction. (The alternatives were weaker: a `SqlClient` written on PGlite's `query`/`transaction` API would
+ * re-implement what @effect/sql-pg already gets right, and lose `PgClient`'s `json`/`listen`; serving PGlite on
+ * `@electric-sql/pglite-socket` puts TCP in between and its `LISTEN` did not deliver.)
+ *
+ * LISTEN/NOTIFY works: `listen(channel)` runs `LISTEN` through the shared session and the notifications PGlite
+ * emits at commit are picked out of its output and offered to the listeners' queues, without holding the
+ * connection (a real-Postgres `PgClient` holds one connection per listener; here that would block everything).
+ * A notification sent in a transaction that rolls back is never delivered.
+ *
+ * Costs of one session: a long transaction, an open `sql.stream` or a `sql.reserve` scope stops every other fiber
+ * until it ends, and a fiber that waits inside one of them for another fiber's query deadlocks. Session-level
+ * state (advisory locks, `SET`) is shared by every fiber.
+ *
+ * @since 0.1.0
+ */
+import { PGlite } from "@electric-sql/pglite"
+import { PgClient } from "@effect/sql-pg"
+import type { PgConnection } from "@effect/sql-pg"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import type * as Reactivity from "effect/reactivity/Reactivity"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
+import { ConnectionError, SqlError, UnknownError } from "effect/sql/SqlError"
+import * as Wire from "./internal/wire.ts"
+
+/**
+ * Where the embedded database keeps its files: `dataDir` is a directory on disk (created when missing, reopened
+ * when it already holds a database); without it the database lives in memory and is gone when the scope closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly dataDir?: string | undefined
+}
+
+const openError = (cause: unknown, message: string) =>
+  new SqlError({ reason: new ConnectionError({ cause, message, operation: "connect" }) })
+
+/**
+ * Starts a PGlite (closed with the scope) and returns a `PgClient` on it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<PgClient.PgClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function* () {
+    const where = options.dataDir === undefined ? "memory" : options.dataDir
+    const db = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => (options.dataDir === undefined ? PGlite.create() : PGlite.create({ dataDir: options.dataDir })),
+        catch: (cause) => openError(cause, `PgliteClient: could not open the embedded database (${where})`)
+      }),
+      (opened) => Effect.ignore(Effect.tryPromise(() => opened.close()))
+    )
+    return yield* fromPglite(db)
+  })
+
+/**
+ * A `PgClient` on a PGlite instance the caller owns (and closes). Only one client may use an instance at a time,
+ * and nothing else may send it statements while the client is open: they would run inside its transactions.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromPglite = (
+  db: PGlite
+): Effect.Effect<PgClient.PgClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function* () {
+    const listeners = new Map<string, Set<Queue.Queue<PgConnection.Notification, SqlError>>>()
+    const dispatch = (notification: Wire.WireNotification): void => {
+      const queues = listeners.get(notification.channel)
+      if (queues === undefined) return
+      for (const queue of queues) Queue.offerUnsafe(queue, notification)
+    }
+
+    const client = yield* PgClient.makeClient({
+      stream: () => Wire.makeDuplex(db, dispatch),
+      ssl: false,
+      username: "postgres",
+      database: "postgres",
+      host: "pglite",
+      applicationName: "@evently/pglite"
+    })
+
+    const listen = (
+      channel: string
+    ): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope> =>
+      Effect.gen(function* () {
+        if (new TextEncoder().encode(channel).byteLength > 63) {
+          const message = "PostgreSQL channel names must not exceed 63 UTF-8 bytes"
+          return yield* new SqlError({ reason: new UnknownError({ cause: new Error(message), message }) })
+        }
+        const queue = yield* Queue.unbounded<PgConnection.Notification, SqlError>()
+        const unregister = Effect.suspend(() => {
+          const queues = listeners.get(channel)
+          queues?.delete(queue)
+          const last = queues !== undefined && queues.size === 0
+          if (last) listeners.delete(channel)
+          return Effect.andThen(
+            last ? Effect.ignore(client`UNLISTEN ${client(channel)}`) : Effect.void,
+            Queue.shutdown(queue)
+          )
+        })
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const queues = listeners.get(channel) ?? new Set()
+            queues.add(queue)
+            listeners.set(channel, queues)
+          }),
+          () => unregister
+        )
+        yield* client`LISTEN ${client(channel)}`
+        return queue
+      })
+
+    return Object.assign(client, { listen })
+  })
+
+/**
+ * `PgClient` and `SqlClient` on an embedded PGlite, in memory or in `options.dataDir`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
+  PgClient.layerFrom(make(options))
