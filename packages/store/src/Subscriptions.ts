@@ -91,7 +91,7 @@ export interface SubscribeOptions {
 
 /**
  * What to do when the handler of `run` fails on an event: `Retry` it as the schedule allows (then `Stop`, or `Skip`
- * if `then: "Skip"`), `Skip` it (park it with the error, move on) or `Stop` the subscription with a
+ * if `exhausted: "Skip"`), `Skip` it (park it with the error, move on) or `Stop` the subscription with a
  * {@link HandlerFailed}.
  *
  * @since 0.1.0
@@ -101,21 +101,21 @@ export type ErrorPolicy =
   | {
       readonly _tag: "Retry"
       readonly schedule: Schedule.Schedule<unknown, unknown>
-      readonly then?: "Skip" | "Stop" | undefined
+      readonly exhausted?: "Skip" | "Stop" | undefined
     }
   | { readonly _tag: "Skip" }
   | { readonly _tag: "Stop" }
 
 /**
- * Retry a failing event as `schedule` allows, then stop (or skip, with `then: "Skip"`).
+ * Retry a failing event as `schedule` allows, then stop (or skip, with `exhausted: "Skip"`).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const Retry = (
   schedule: Schedule.Schedule<unknown, unknown>,
-  options?: { readonly then?: "Skip" | "Stop" | undefined }
-): ErrorPolicy => ({ _tag: "Retry", schedule, then: options?.then })
+  options?: { readonly exhausted?: "Skip" | "Stop" | undefined }
+): ErrorPolicy => ({ _tag: "Retry", schedule, exhausted: options?.exhausted })
 
 /**
  * Park a failing event (with its error) and go on with the next one.
@@ -414,7 +414,7 @@ export const makeRun =
           return Effect.catch(
             Effect.retry(attempt, policy.schedule),
             (error): Effect.Effect<void, SubscriptionError | HandlerFailed> =>
-              policy.then === "Skip" ? batch.park(event, describeError(error)) : stop(event, error)
+              policy.exhausted === "Skip" ? batch.park(event, describeError(error)) : stop(event, error)
           )
       }
     }
@@ -432,6 +432,13 @@ export const makeRun =
       Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
     )
   }
+
+const keyOf = (name: string, partition: number) => `${partition}:${name}`
+
+const storage = (operation: string) => (cause: EventStore.StoreError) =>
+  new SubscriptionStorageError({ operation, cause })
+
+const toCheckpoint = (position: bigint): Checkpoint => ({ transactionId: 0n, position })
 
 interface MemoryCheckpoint {
   position: bigint
@@ -453,7 +460,6 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
     const checkpoints = new Map<string, MemoryCheckpoint>()
     const locks = new Map<string, Semaphore.Semaphore>()
     const parkedEvents: Array<ParkedEvent> = []
-    const keyOf = (name: string, partition: number) => `${partition}:${name}`
     const lockOf = (key: string) => {
       let lock = locks.get(key)
       if (lock === undefined) {
@@ -462,13 +468,10 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       }
       return lock
     }
-    const storage = (operation: string) => (cause: EventStore.StoreError) =>
-      new SubscriptionStorageError({ operation, cause })
     const head = Stream.runLast(store.readAll()).pipe(
       Effect.map(Option.match({ onNone: () => 0n, onSome: (event) => event.position })),
       Effect.mapError(storage("read"))
     )
-    const toCheckpoint = (position: bigint): Checkpoint => ({ transactionId: 0n, position })
 
     const startPosition = Effect.fnUntraced(function* (start: Start | undefined) {
       switch (start?._tag ?? "Beginning") {

@@ -18,6 +18,8 @@ const appendMany = (stream: string, count: number, type = "Happened") =>
     )
   })
 
+const failOn3 = (event: EventStore.RecordedEvent) => (event.position === 3n ? Effect.fail("boom") : Effect.void)
+
 describe("Subscriptions.layerMemory", () => {
   it.live("delivers every event once in order and resumes from the committed checkpoint", () =>
     Effect.gen(function* () {
@@ -81,7 +83,6 @@ describe("Subscriptions.layerMemory", () => {
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
       yield* appendMany("cat-1", 5)
-      const failOn3 = (event: EventStore.RecordedEvent) => (event.position === 3n ? Effect.fail("boom") : Effect.void)
 
       const stopped = yield* Effect.flip(subs.run("stop", failOn3))
       assert.strictEqual(stopped._tag, "HandlerFailed")
