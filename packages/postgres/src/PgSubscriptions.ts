@@ -17,6 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
@@ -236,11 +237,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           >
         }
 
-        const tryLock = query<{ locked: boolean }>(
+        // Standby: try the partition's lock until it is ours (the holder's death releases it).
+        yield* query<{ locked: boolean }>(
           "lock",
           sql`select pg_try_advisory_lock(hashtext(${lockKey(name)}), ${partition}::int) as locked`
+        ).pipe(
+          Effect.map((rows) => rows[0]!.locked),
+          Effect.repeat({ until: (locked: boolean) => locked, schedule: Schedule.spaced(lockRetry) })
         )
-        while (!(yield* tryLock)[0]!.locked) yield* Effect.sleep(lockRetry)
         yield* Effect.addFinalizer(() =>
           Effect.ignore(query("unlock", sql`select pg_advisory_unlock(hashtext(${lockKey(name)}), ${partition}::int)`))
         )
@@ -532,8 +536,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       }
       return true
     }).pipe(Effect.mapError(storage("wait")))
-    const wait = Effect.gen(function* () {
-      while (!(yield* caughtUp)) yield* Effect.sleep("20 millis")
+    const wait = Effect.repeat(caughtUp, {
+      until: (done: boolean) => done,
+      schedule: Schedule.spaced("20 millis")
     })
     return yield* Effect.timeoutOrElse(wait, {
       duration: waitOptions?.timeout ?? "30 seconds",

@@ -11,7 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Schedule from "effect/Schedule"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
@@ -601,9 +601,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
         }
         return true
       })
-      const wait = Effect.gen(function* () {
-        while (!(yield* caughtUp)) yield* Effect.sleep("5 millis")
-      })
+      const wait = Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") })
       return yield* Effect.timeoutOrElse(wait, {
         duration: options?.timeout ?? "30 seconds",
         orElse: () => Effect.fail(new CaughtUpTimeout({ subscription: name }))

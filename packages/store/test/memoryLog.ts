@@ -19,7 +19,7 @@ export const layerLog = Layer.sync(EventStore.EventStore, () => {
     })
   return EventStore.EventStore.of({
     append: (stream, events) =>
-      Effect.sync(() => {
+      Effect.map(DateTime.now, (recordedAt) => {
         const positions: Array<bigint> = []
         for (const event of events) {
           const version = (versions.get(stream) ?? 0) + 1
@@ -37,7 +37,7 @@ export const layerLog = Layer.sync(EventStore.EventStore, () => {
             schemaVersion: 1,
             data: event.data,
             metadata: {},
-            recordedAt: DateTime.nowUnsafe()
+            recordedAt
           })
         }
         return { stream: stream as StreamName.StreamName, version: versions.get(stream) ?? 0, positions }
