@@ -1,8 +1,10 @@
 import { assert, layer } from "@effect/vitest"
-import { PgSchema, PgSubscriptions } from "@evently/postgres"
+import { PgClient } from "@effect/sql-pg"
+import { PgConfig, PgSchema, PgSubscriptions } from "@evently/postgres"
 import { Subscriptions } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -101,24 +103,43 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       yield* sql`create table crash_projection (position bigint not null, worker text not null)`
       for (let i = 0; i < 20; i++) yield* insertEvents(`crash-${i}`, 25)
       const progress = { handledByA: 0 }
+      // Each worker has a client (and connections) of its own, named so that its backends can be killed.
+      const [{ database }] = yield* sql<{ database: string }>`select current_database() as database`
+      const url = yield* PgConfig.url
       const worker = (id: string) =>
-        subs
-          .run(
+        Effect.gen(function* () {
+          const own = yield* Subscriptions.Subscriptions
+          const ownSql = yield* SqlClient.SqlClient
+          return yield* own.run(
             "crash",
             (event) =>
               Effect.gen(function* () {
                 if (id === "a") progress.handledByA++
-                yield* sql`insert into crash_projection (position, worker) values (${event.position}, ${id})`
+                yield* ownSql`insert into crash_projection (position, worker) values (${event.position}, ${id})`
                 yield* Effect.sleep("2 millis")
               }),
             { categories: ["crash"], batchSize: 40, transactional: true }
           )
-          .pipe(Effect.forkChild)
+        }).pipe(
+          Effect.provide(
+            PgSubscriptions.layer({ lockRetryInterval: "100 millis" }).pipe(
+              Layer.provideMerge(
+                Layer.orDie(PgClient.layer({ url, database, applicationName: `crash-${id}`, maxConnections: 4 }))
+              )
+            )
+          ),
+          Effect.forkChild
+        )
       const a = yield* worker("a")
       yield* Effect.sleep("50 millis")
       const b = yield* worker("b")
       while (progress.handledByA < 150) yield* Effect.sleep("5 millis")
-      // The crash: interrupt A inside a batch; its transaction rolls back and its session (and lock) goes.
+      // The crash, inside a batch: A's connections are closed under it (its transaction and lock die with them),
+      // then its fiber is interrupted.
+      const [killed] = yield* sql<{ count: number }>`
+        select count(*)::int as count from (
+          select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'crash-a') t`
+      assert.isAbove(killed!.count, 0)
       yield* Fiber.interrupt(a)
       yield* subs.waitUntilCaughtUp("crash", { timeout: "20 seconds" })
       yield* Fiber.interrupt(b)
