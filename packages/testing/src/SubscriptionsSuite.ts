@@ -1,30 +1,53 @@
-import { assert, describe, it } from "@effect/vitest"
-import { EventStore, Subscriptions } from "@evently/store"
+/**
+ * The behavioural suite every `Subscriptions` layer passes: delivery and resume, filters and starts, error policies,
+ * consumer groups, one active worker per partition, status and `waitUntilCaughtUp`.
+ *
+ * @since 0.1.0
+ */
+import { assert, it } from "@effect/vitest"
+import type { EventStore } from "@evently/store"
+import { Subscriptions } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { layerLog } from "./memoryLog.ts"
 
-const TestLayer = Subscriptions.layerMemory.pipe(Layer.provideMerge(layerLog))
+/**
+ * What the suite needs from a layer under test: a fresh `layer` for each test (an empty log) and a way to `append`
+ * `count` events of `type` to a stream in one commit, returning their positions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SuiteOptions<R> {
+  readonly layer: () => Layer.Layer<Subscriptions.Subscriptions | R>
+  readonly append: (stream: string, count: number, type?: string) => Effect.Effect<ReadonlyArray<bigint>, unknown, R>
+}
 
-const appendMany = (stream: string, count: number, type = "Happened") =>
-  Effect.gen(function* () {
-    const store = yield* EventStore.EventStore
-    return yield* store.append(
-      stream,
-      Array.from({ length: count }, (_, i) => ({ type, data: { n: i } }))
-    )
-  })
+const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string) =>
+  subs.status(name).pipe(
+    Effect.repeat({
+      until: (status: Subscriptions.Status) => status.partitions.length > 0,
+      schedule: Schedule.spaced("10 millis")
+    })
+  )
 
-const failOn3 = (event: EventStore.RecordedEvent) => (event.position === 3n ? Effect.fail("boom") : Effect.void)
+/**
+ * Registers the suite's tests (call it inside a `describe`).
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
+  const { append } = options
+  const live = (name: string, test: () => Effect.Effect<void, unknown, Subscriptions.Subscriptions | R>) =>
+    it.live(name, () => Effect.provide(test(), options.layer()), 30_000)
 
-describe("Subscriptions.layerMemory", () => {
-  it.live("delivers every event once in order and resumes from the committed checkpoint", () =>
+  live("delivers every event once in order and resumes from the committed checkpoint", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
-      yield* appendMany("cat-1", 25)
+      const positions = yield* append("cat-1", 25)
       const first = yield* subs.subscribe("tail", { batchSize: 10 }).pipe(
         Stream.take(2),
         Stream.mapEffect((batch, i) => (i === 0 ? Effect.as(batch.commit, batch) : Effect.succeed(batch))),
@@ -37,75 +60,78 @@ describe("Subscriptions.layerMemory", () => {
       // The second batch was not committed: it comes again.
       const again = yield* subs.subscribe("tail", { batchSize: 10 }).pipe(Stream.take(2), Stream.runCollect)
       assert.deepStrictEqual(
-        again.flatMap((batch) => batch.events.map((event) => Number(event.position))),
-        Array.from({ length: 15 }, (_, i) => i + 11)
+        again.flatMap((batch) => batch.events.map((event) => event.position)),
+        positions.slice(10)
       )
-    }).pipe(Effect.provide(TestLayer))
+    })
   )
 
-  it.live("filters by category and event type, and starts at the end or after a position", () =>
+  live("filters by category and event type, and starts at the end or after an event", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
-      yield* appendMany("cat-1", 3, "Meowed")
-      yield* appendMany("dog-1", 3, "Barked")
-      yield* appendMany("cat-2", 2, "Slept")
+      yield* append("cat-1", 3, "Meowed")
+      const dogs = yield* append("dog-1", 3, "Barked")
+      const slept = yield* append("cat-2", 2, "Slept")
       const cats = yield* subs
         .subscribe("cats", { categories: ["cat"], eventTypes: ["Slept"] })
         .pipe(Stream.take(1), Stream.runCollect)
       assert.deepStrictEqual(
-        cats[0]!.events.map((event) => [event.stream, event.type]),
-        [
-          ["cat-2", "Slept"],
-          ["cat-2", "Slept"]
-        ]
+        cats[0]!.events.map((event) => [event.stream, event.type, event.position]),
+        slept.map((position) => ["cat-2", "Slept", position])
       )
       const after = yield* subs
-        .subscribe("after", { start: Subscriptions.After(6n) })
+        .subscribe("after", { start: Subscriptions.After(dogs[2]!) })
         .pipe(Stream.take(1), Stream.runCollect)
       assert.deepStrictEqual(
         after[0]!.events.map((event) => event.position),
-        [7n, 8n]
+        slept
       )
       const fiber = yield* subs
         .subscribe("end", { start: Subscriptions.End })
         .pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
-      yield* Effect.sleep("50 millis")
-      yield* appendMany("cat-3", 1)
+      yield* untilActive(subs, "end")
+      const later = yield* append("cat-3", 1)
       const end = yield* Fiber.join(fiber)
       assert.deepStrictEqual(
-        end[0]!.events.map((event) => event.stream),
-        ["cat-3"]
+        end[0]!.events.map((event) => event.position),
+        later
       )
-    }).pipe(Effect.provide(TestLayer))
+    })
   )
 
-  it.live("error policies: stop fails with HandlerFailed, skip parks, retry retries", () =>
+  live("error policies: stop fails with HandlerFailed, skip parks, retry retries", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
-      yield* appendMany("cat-1", 5)
+      const positions = yield* append("cat-1", 5)
+      const bad = positions[2]!
+      const failOnBad = (event: EventStore.RecordedEvent) =>
+        event.position === bad ? Effect.fail("boom") : Effect.void
 
-      const stopped = yield* Effect.flip(subs.run("stop", failOn3))
+      const stopped = yield* Effect.flip(subs.run("stop", failOnBad))
       assert.strictEqual(stopped._tag, "HandlerFailed")
-      assert.strictEqual(stopped._tag === "HandlerFailed" ? stopped.position : 0n, 3n)
+      assert.strictEqual(stopped._tag === "HandlerFailed" ? stopped.position : 0n, bad)
 
       const handled: Array<bigint> = []
       const skipping = yield* subs
-        .run("skip", (event) => Effect.tap(failOn3(event), () => Effect.sync(() => handled.push(event.position))), {
+        .run("skip", (event) => Effect.tap(failOnBad(event), () => Effect.sync(() => handled.push(event.position))), {
           onError: Subscriptions.Skip
         })
         .pipe(Effect.forkChild)
       yield* subs.waitUntilCaughtUp("skip")
       yield* Fiber.interrupt(skipping)
-      assert.deepStrictEqual(handled, [1n, 2n, 4n, 5n])
+      assert.deepStrictEqual(
+        handled,
+        positions.filter((position) => position !== bad)
+      )
       const parked = yield* subs.parked("skip")
       assert.deepStrictEqual(
         parked.map((event) => [event.position, event.error]),
-        [[3n, "boom"]]
+        [[bad, "boom"]]
       )
 
       let attempts = 0
       const retrying = yield* subs
-        .run("retry", (event) => (event.position === 3n && ++attempts < 3 ? Effect.fail("flaky") : Effect.void), {
+        .run("retry", (event) => (event.position === bad && ++attempts < 3 ? Effect.fail("flaky") : Effect.void), {
           onError: Subscriptions.Retry(Schedule.recurs(5))
         })
         .pipe(Effect.forkChild)
@@ -113,13 +139,29 @@ describe("Subscriptions.layerMemory", () => {
       yield* Fiber.interrupt(retrying)
       assert.strictEqual(attempts, 3)
       assert.deepStrictEqual(yield* subs.parked("retry"), [])
-    }).pipe(Effect.provide(TestLayer))
+
+      const exhausted = yield* subs
+        .run("exhausted", failOnBad, { onError: Subscriptions.Retry(Schedule.recurs(2), { exhausted: "Skip" }) })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("exhausted")
+      yield* Fiber.interrupt(exhausted)
+      assert.deepStrictEqual(
+        (yield* subs.parked("exhausted")).map((event) => event.position),
+        [bad]
+      )
+    })
   )
 
-  it.live("a consumer group of 3 over 100 streams handles every event once, in order per stream", () =>
+  live("a consumer group of 3 over 100 streams handles every event once, in order per stream", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
-      for (let i = 0; i < 100; i++) yield* appendMany(`cat-${i}`, 5)
+      for (let version = 0; version < 5; version++) {
+        yield* Effect.forEach(
+          Array.from({ length: 100 }, (_, i) => i),
+          (i) => append(`cat-${i}`, 1),
+          { concurrency: 4, discard: true }
+        )
+      }
       const seen = new Map<string, Array<number>>()
       const byWorker = [0, 0, 0]
       const workers = yield* Effect.forEach([0, 1, 2], (partition) =>
@@ -153,13 +195,13 @@ describe("Subscriptions.layerMemory", () => {
           [2, 0]
         ]
       )
-    }).pipe(Effect.provide(TestLayer))
+    })
   )
 
-  it.live("one active worker per partition: a second waits and takes over from the checkpoint", () =>
+  live("one active worker per partition: a second waits and takes over from the checkpoint", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
-      yield* appendMany("cat-1", 10)
+      const positions = [...(yield* append("cat-1", 10))]
       const handledBy: Array<[string, bigint]> = []
       const worker = (id: string) =>
         subs
@@ -168,10 +210,10 @@ describe("Subscriptions.layerMemory", () => {
       const a = yield* worker("a")
       yield* subs.waitUntilCaughtUp("single")
       const b = yield* worker("b")
-      yield* appendMany("cat-1", 2)
+      positions.push(...(yield* append("cat-1", 2)))
       yield* subs.waitUntilCaughtUp("single")
       yield* Fiber.interrupt(a)
-      yield* appendMany("cat-1", 3)
+      positions.push(...(yield* append("cat-1", 3)))
       yield* subs.waitUntilCaughtUp("single")
       yield* Fiber.interrupt(b)
       assert.deepStrictEqual(
@@ -180,11 +222,11 @@ describe("Subscriptions.layerMemory", () => {
       )
       assert.deepStrictEqual(
         handledBy.map(([, position]) => position),
-        Array.from({ length: 15 }, (_, i) => BigInt(i + 1))
+        positions
       )
       const status = yield* subs.status("single")
-      assert.strictEqual(status.partitions[0]!.checkpoint.position, 15n)
+      assert.strictEqual(status.partitions[0]!.checkpoint.position, positions[14])
       assert.strictEqual(status.partitions[0]!.lagEvents, 0)
-    }).pipe(Effect.provide(TestLayer))
+    })
   )
-})
+}
