@@ -140,6 +140,8 @@ const filterFragment = (
     partitions <= 1 ? sql`` : sql`and mod(abs(hashtext(stream)::bigint), ${partitions}::bigint) = ${partition}::bigint`
   }`
 
+// The advisory lock of a partition is (hashtext('evently:' || name), partition). Two names whose hashes collide
+// only exclude each other's workers: never a correctness problem, since commits compare-and-set the checkpoint.
 const lockKey = (name: string) => `evently:${name}`
 
 /**

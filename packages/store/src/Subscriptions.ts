@@ -59,7 +59,9 @@ export const Beginning: Start = { _tag: "Beginning" }
 export const End: Start = { _tag: "End" }
 
 /**
- * Start after the event at `position` (its transaction id is looked up when not given).
+ * Start after the event at `position`. In Postgres its transaction id is looked up when not given (pass
+ * `event.transactionId` to skip the lookup); a position with no event behind it starts from the beginning, so nothing
+ * is ever skipped by a mistyped position.
  *
  * @since 0.1.0
  * @category constructors
