@@ -583,7 +583,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
 /**
  * The Postgres subscriptions on the `SqlClient` in context (LISTEN through `PgClient` when it is there). Run
- * `PgSchema.migrate` first.
+ * `PgSchema.migrate` first. Each partition a worker runs holds one pooled connection for its session (lock, reads,
+ * plain commits; held while it waits for the lock too) and, once active, one for its LISTEN; transactional commits
+ * borrow a third: size the pool for it.
  *
  * @since 0.1.0
  * @category layers
