@@ -92,6 +92,36 @@ const eventsAndStreams = Effect.gen(function* () {
     on ${sql(t.events)} (category, transaction_id, position)`
 })
 
+const subscriptions = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* Tables
+  yield* sql`create table ${sql(t.checkpoints)} (
+    subscription text not null,
+    partition integer not null check (partition >= 0),
+    partitions integer not null check (partitions > 0),
+    transaction_id xid8 not null,
+    position bigint not null,
+    system_identifier bigint not null,
+    xid_epoch bigint not null,
+    filter jsonb not null default '{}'::jsonb,
+    updated_at timestamptz not null default now(),
+    primary key (subscription, partition)
+  )`
+  yield* sql`create table ${sql(t.parked)} (
+    id bigint generated always as identity primary key,
+    subscription text not null,
+    partition integer not null,
+    position bigint not null,
+    transaction_id xid8 not null,
+    event_id uuid not null,
+    stream text not null,
+    event_type text not null,
+    error text not null,
+    parked_at timestamptz not null default now()
+  )`
+  yield* sql`create index ${sql(`${t.parked}_subscription_idx`)} on ${sql(t.parked)} (subscription, id)`
+})
+
 /**
  * Every migration of evently's Postgres schema, in order. Later features add entries; ids never change.
  *
@@ -99,7 +129,8 @@ const eventsAndStreams = Effect.gen(function* () {
  * @category migrations
  */
 export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
-  "0001_events_and_streams": eventsAndStreams
+  "0001_events_and_streams": eventsAndStreams,
+  "0002_subscriptions": subscriptions
 }
 
 /**

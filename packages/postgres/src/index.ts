@@ -3,3 +3,4 @@
  */
 export * as PgConfig from "./PgConfig.ts"
 export * as PgSchema from "./PgSchema.ts"
+export * as PgSubscriptions from "./PgSubscriptions.ts"

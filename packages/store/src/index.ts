@@ -4,3 +4,4 @@
 export * as EventStore from "./EventStore.ts"
 export * as ExpectedVersion from "./ExpectedVersion.ts"
 export * as StreamName from "./StreamName.ts"
+export * as Subscriptions from "./Subscriptions.ts"

@@ -1,9 +1,6 @@
 /**
  * @since 0.1.0
  */
-export * as TestDatabase from "./TestDatabase.ts"
-
-/**
- * @since 0.1.0
- */
 export * as DeciderSpec from "./DeciderSpec.ts"
+export * as SubscriptionsSuite from "./SubscriptionsSuite.ts"
+export * as TestDatabase from "./TestDatabase.ts"

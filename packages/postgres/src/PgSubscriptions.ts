@@ -1,0 +1,594 @@
+/**
+ * The Postgres adapter of `Subscriptions`: a gap-free `(transaction_id, position)` cursor on the events table, one
+ * checkpoint row per `(subscription, partition)`, one active worker per partition across processes (a session
+ * advisory lock on a held connection), LISTEN/NOTIFY wake-ups with a poll as the safety net, and a refusal to resume
+ * from a checkpoint written by another cluster.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import type * as EventStore from "@evently/store/EventStore"
+import type * as StreamName from "@evently/store/StreamName"
+import * as Subscriptions from "@evently/store/Subscriptions"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlError from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
+import * as Stream from "effect/Stream"
+import * as PgSchema from "./PgSchema.ts"
+
+/**
+ * Settings of the adapter: how often a waiting worker tries to take a partition's lock (default 500 ms) and how long
+ * a worker waits before reconnecting after a lost connection (default 500 ms).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly lockRetryInterval?: Duration.Input | undefined
+  readonly reconnectDelay?: Duration.Input | undefined
+}
+
+/**
+ * Events committed to the checkpoint, by subscription and partition.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const eventsCommitted = Metric.counter("evently_subscription_events_committed", {
+  description: "Events whose checkpoint a subscription committed"
+})
+
+/**
+ * The position of a subscription partition's checkpoint.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const checkpointPosition = Metric.gauge("evently_subscription_checkpoint_position", {
+  description: "The position of the subscription partition's checkpoint"
+})
+
+/**
+ * Matching events a subscription partition has not handled yet (updated by `status` and when a read comes back
+ * empty).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lagEvents = Metric.gauge("evently_subscription_lag_events", {
+  description: "Matching events not yet handled by the subscription partition"
+})
+
+/**
+ * The age in seconds of the oldest event a subscription partition has not handled (updated by `status`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lagSeconds = Metric.gauge("evently_subscription_lag_seconds", {
+  description: "Age of the oldest unhandled event of the subscription partition"
+})
+
+interface Cursor {
+  readonly tx: bigint
+  readonly pos: bigint
+}
+
+interface EventRow {
+  readonly position: bigint
+  readonly transaction_id: string
+  readonly stream: string
+  readonly category: string
+  readonly stream_version: number
+  readonly event_id: string
+  readonly event_type: string
+  readonly schema_version: number
+  readonly data: unknown
+  readonly metadata: EventStore.Metadata
+  readonly recorded_at: Date
+}
+
+interface StoredFilter {
+  readonly categories?: ReadonlyArray<string> | undefined
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+}
+
+const toEvent = (row: EventRow): EventStore.RecordedEvent => ({
+  position: BigInt(row.position),
+  transactionId: BigInt(row.transaction_id),
+  stream: row.stream as StreamName.StreamName,
+  category: row.category,
+  streamVersion: Number(row.stream_version),
+  eventId: row.event_id,
+  type: row.event_type,
+  schemaVersion: Number(row.schema_version),
+  data: row.data,
+  metadata: row.metadata,
+  recordedAt: DateTime.fromDateUnsafe(row.recorded_at)
+})
+
+const storage =
+  (operation: string) =>
+  (cause: unknown): Subscriptions.SubscriptionStorageError =>
+    new Subscriptions.SubscriptionStorageError({ operation, cause })
+
+const isAfter = (a: Cursor, b: Cursor) => a.tx > b.tx || (a.tx === b.tx && a.pos > b.pos)
+
+const metricAttributes = (subscription: string, partition: number) => ({
+  subscription,
+  partition: String(partition)
+})
+
+const filterFragment = (
+  sql: SqlClient.SqlClient,
+  filter: StoredFilter,
+  partitions: number,
+  partition: number
+): Statement.Fragment =>
+  sql`${filter.categories === undefined ? sql`` : sql`and category = any(${filter.categories}::text[])`} ${
+    filter.eventTypes === undefined ? sql`` : sql`and event_type = any(${filter.eventTypes}::text[])`
+  } ${
+    partitions <= 1 ? sql`` : sql`and mod(abs(hashtext(stream)::bigint), ${partitions}::bigint) = ${partition}::bigint`
+  }`
+
+// The advisory lock of a partition is (hashtext('evently:' || name), partition). Two names whose hashes collide
+// only exclude each other's workers: never a correctness problem, since commits compare-and-set the checkpoint.
+const lockKey = (name: string) => `evently:${name}`
+
+/**
+ * Re-bases a subscription's checkpoints on this cluster: every partition's checkpoint is set to `start` (default
+ * `End`: only events that commit from now on) as resolved in this database, and stamped with this cluster's
+ * `system_identifier`. Run it after restoring a dump into another cluster, when a worker refuses to resume with
+ * `CheckpointFromAnotherCluster`, having decided where the subscription should go on from (a projection that must
+ * see everything again takes `Beginning` and rebuilds). Stop the subscription's workers first.
+ *
+ * @since 0.1.0
+ * @category maintenance
+ */
+export const rebase = Effect.fn("PgSubscriptions.rebase")(function* (
+  name: string,
+  start: Subscriptions.Start = Subscriptions.End
+) {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* PgSchema.Tables
+  const cursor = yield* resolveStart(sql, t, start)
+  yield* sql`update ${sql(t.checkpoints)} set
+      transaction_id = ${String(cursor.tx)}::xid8,
+      position = ${cursor.pos},
+      system_identifier = (select system_identifier from pg_control_system()),
+      xid_epoch = pg_current_xact_id()::text::bigint >> 32,
+      updated_at = now()
+    where subscription = ${name}`.pipe(Effect.mapError(storage("rebase")))
+})
+
+const resolveStart = Effect.fnUntraced(function* (
+  sql: SqlClient.SqlClient,
+  t: PgSchema.TableNames,
+  start: Subscriptions.Start
+) {
+  switch (start._tag) {
+    case "Beginning":
+      return { tx: 0n, pos: 0n }
+    case "End": {
+      const [row] = yield* sql<{ tx: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as tx`.pipe(
+        Effect.mapError(storage("resolve start"))
+      )
+      return { tx: BigInt(row!.tx), pos: 0n }
+    }
+    case "After": {
+      if (start.transactionId !== undefined) return { tx: start.transactionId, pos: start.position }
+      const [row] = yield* sql<{ tx: string }>`select coalesce(
+          (select transaction_id::text from ${sql(t.events)} where position = ${start.position}), '0') as tx`.pipe(
+        Effect.mapError(storage("resolve start"))
+      )
+      return { tx: BigInt(row!.tx), pos: start.position }
+    }
+  }
+})
+
+/**
+ * Builds the service on the `SqlClient` in context. LISTEN needs `PgClient`; without it (or when LISTEN fails) the
+ * workers poll, and say so in the log.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function* (options: Options = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const pg = yield* Effect.serviceOption(PgClient.PgClient)
+  const t = yield* PgSchema.Tables
+  const lockRetry = Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
+  const reconnectDelay = Duration.fromInputUnsafe(options.reconnectDelay ?? "500 millis")
+
+  const session = (
+    name: string,
+    partition: number,
+    opts: Subscriptions.SubscribeOptions | undefined
+  ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const partitions = Math.max(1, opts?.partitions ?? 1)
+        const batchSize = opts?.batchSize ?? 100
+        const poll = Duration.fromInputUnsafe(opts?.pollInterval ?? "1 second")
+        const filter: StoredFilter = {
+          ...(opts?.categories === undefined ? {} : { categories: opts.categories }),
+          ...(opts?.eventTypes === undefined ? {} : { eventTypes: opts.eventTypes })
+        }
+        const attributes = metricAttributes(name, partition)
+
+        // The worker's own session: its advisory lock, its reads and its plain commits all go through it, so a
+        // worker whose connection dies can neither read nor commit any more, and its lock is gone with it.
+        const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
+        const mutex = yield* Semaphore.make(1)
+        const query = <A>(operation: string, statement: Statement.Statement<A>) => {
+          const [text, params] = statement.compile()
+          return mutex
+            .withPermit(connection.execute(text, params, undefined))
+            .pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+            ReadonlyArray<A>,
+            Subscriptions.SubscriptionStorageError
+          >
+        }
+
+        // Standby: try the partition's lock until it is ours (the holder's death releases it).
+        yield* query<{ locked: boolean }>(
+          "lock",
+          sql`select pg_try_advisory_lock(hashtext(${lockKey(name)}), ${partition}::int) as locked`
+        ).pipe(
+          Effect.map((rows) => rows[0]!.locked),
+          Effect.repeat({ until: (locked: boolean) => locked, schedule: Schedule.spaced(lockRetry) })
+        )
+        yield* Effect.addFinalizer(() =>
+          Effect.ignore(query("unlock", sql`select pg_advisory_unlock(hashtext(${lockKey(name)}), ${partition}::int)`))
+        )
+        yield* Effect.logDebug(`Subscription '${name}' partition ${partition}: active`)
+
+        // LISTEN before the first read, so no commit between the read and the LISTEN goes unnoticed.
+        let wake: Queue.Dequeue<unknown, SqlError.SqlError> | undefined
+        if (opts?.notify !== false) {
+          if (Option.isSome(pg)) {
+            wake = yield* pg.value.listen(t.events).pipe(
+              Effect.tapError((error) =>
+                Effect.logWarning(`Subscription '${name}': LISTEN failed (${error.message}); polling instead`)
+              ),
+              Effect.option,
+              Effect.map(Option.getOrUndefined)
+            )
+          } else {
+            yield* Effect.logInfo(
+              `Subscription '${name}': no PgClient to LISTEN with; polling every ${Duration.format(poll)}`
+            )
+          }
+        }
+
+        // The checkpoint: created from `start` the first time, checked against this cluster every time.
+        let stored = yield* query<{ tx: string; pos: bigint; system: string; current: string; xmax: string }>(
+          "load checkpoint",
+          sql`select transaction_id::text as tx, position as pos, system_identifier::text as system,
+              (select system_identifier::text from pg_control_system()) as current,
+              pg_snapshot_xmax(pg_current_snapshot())::text as xmax
+            from ${sql(t.checkpoints)} where subscription = ${name} and partition = ${partition}`
+        )
+        if (stored.length === 0) {
+          const start = yield* resolveStart(sql, t, opts?.start ?? Subscriptions.Beginning)
+          yield* query(
+            "create checkpoint",
+            sql`insert into ${sql(t.checkpoints)}
+                (subscription, partition, partitions, transaction_id, position, system_identifier, xid_epoch, filter)
+              values (${name}, ${partition}, ${partitions}, ${String(start.tx)}::xid8, ${start.pos},
+                (select system_identifier from pg_control_system()), pg_current_xact_id()::text::bigint >> 32,
+                ${JSON.stringify(filter)}::jsonb)
+              on conflict (subscription, partition) do nothing`
+          )
+          stored = [
+            {
+              tx: String(start.tx),
+              pos: start.pos,
+              system: "",
+              current: "",
+              xmax: String(start.tx + 1n)
+            }
+          ]
+        } else {
+          const row = stored[0]!
+          if (row.system !== row.current) {
+            return yield* new Subscriptions.CheckpointFromAnotherCluster({
+              subscription: name,
+              partition,
+              reason: `its checkpoint was written by database cluster ${row.system}, this is cluster ${row.current}`
+            })
+          }
+          if (BigInt(row.tx) >= BigInt(row.xmax)) {
+            return yield* new Subscriptions.CheckpointFromAnotherCluster({
+              subscription: name,
+              partition,
+              reason: `its checkpoint's transaction id ${row.tx} is ahead of this cluster's next one (${row.xmax}): transaction ids went backwards`
+            })
+          }
+          yield* query(
+            "update filter",
+            sql`update ${sql(t.checkpoints)} set partitions = ${partitions}, filter = ${JSON.stringify(filter)}::jsonb
+              where subscription = ${name} and partition = ${partition}`
+          )
+        }
+        const initial: Cursor = { tx: BigInt(stored[0]!.tx), pos: BigInt(stored[0]!.pos) }
+
+        // What has been committed, and whether a failed commit means this session must start over.
+        let committed = initial
+        let poisoned: Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost | undefined
+        const commits = yield* Semaphore.make(1)
+        const poison = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          Effect.tapError(effect, (error) =>
+            Effect.sync(() => {
+              if (error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost) {
+                poisoned = error
+              } else {
+                poisoned = new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: error })
+              }
+            })
+          )
+        const advance = sql`update ${sql(t.checkpoints)} set
+            system_identifier = (select system_identifier from pg_control_system()),
+            xid_epoch = pg_current_xact_id()::text::bigint >> 32,
+            updated_at = now(),`
+        const casUpdate = (from: Cursor, to: Cursor) =>
+          sql<{ ok: number }>`${advance} transaction_id = ${String(to.tx)}::xid8, position = ${to.pos}
+            where subscription = ${name} and partition = ${partition}
+              and transaction_id = ${String(from.tx)}::xid8 and position = ${from.pos}
+            returning 1 as ok`
+        const afterCommit = (to: Cursor, count: number) =>
+          Effect.gen(function* () {
+            committed = to
+            yield* Metric.update(Metric.withAttributes(eventsCommitted, attributes), count)
+            yield* Metric.update(Metric.withAttributes(checkpointPosition, attributes), Number(to.pos))
+          })
+        const leaseLost = new Subscriptions.LeaseLost({ subscription: name, partition })
+
+        const commit = (to: Cursor, count: number) =>
+          commits.withPermit(
+            Effect.gen(function* () {
+              if (!isAfter(to, committed)) return
+              const rows = yield* query("commit", casUpdate(committed, to))
+              if (rows.length === 0) return yield* leaseLost
+              yield* afterCommit(to, count)
+            })
+          )
+        const commitWith = <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
+          commits.withPermit(
+            Effect.gen(function* () {
+              const from = committed
+              const result = yield* sql.withTransaction(
+                Effect.gen(function* () {
+                  const value = yield* effect
+                  if (isAfter(to, from)) {
+                    const rows = yield* casUpdate(from, to).pipe(Effect.mapError(storage("commit")))
+                    if (rows.length === 0) return yield* leaseLost
+                  }
+                  return value
+                })
+              )
+              if (isAfter(to, from)) yield* afterCommit(to, count)
+              return result
+            }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error)))) as Effect.Effect<
+              A,
+              E | Subscriptions.SubscriptionError,
+              R
+            >
+          )
+        const park = (event: EventStore.RecordedEvent, error: unknown) =>
+          sql`insert into ${sql(t.parked)}
+              (subscription, partition, position, transaction_id, event_id, stream, event_type, error)
+            values (${name}, ${partition}, ${event.position}, ${String(event.transactionId)}::xid8,
+              ${event.eventId}::uuid, ${event.stream}, ${event.type},
+              ${typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error)})`.pipe(
+            Effect.asVoid,
+            Effect.mapError(storage("park"))
+          )
+
+        const where = filterFragment(sql, filter, partitions, partition)
+        const read = (cursor: Cursor) =>
+          query<EventRow>(
+            "read",
+            sql`select position, transaction_id::text as transaction_id, stream, category,
+                stream_version::int as stream_version, event_id::text as event_id, event_type, schema_version,
+                data, metadata, recorded_at
+              from ${sql(t.events)}
+              where (transaction_id, position) > (${String(cursor.tx)}::xid8, ${cursor.pos})
+                and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                ${where}
+              order by transaction_id, position
+              limit ${batchSize}`
+          )
+        const waitForWake =
+          wake === undefined
+            ? Effect.sleep(poll)
+            : Effect.timeoutOption(Queue.take(wake), poll).pipe(
+                // A burst of notifications is one wake-up.
+                Effect.andThen(Queue.clear(wake)),
+                Effect.mapError(storage("listen"))
+              )
+
+        const next = Effect.fnUntraced(function* (cursor: Cursor) {
+          while (true) {
+            if (poisoned !== undefined) return yield* poisoned
+            const rows = yield* read(cursor)
+            if (rows.length === 0) {
+              yield* Metric.update(Metric.withAttributes(lagEvents, attributes), 0)
+              yield* waitForWake
+              continue
+            }
+            const events = rows.map(toEvent)
+            const last = events[events.length - 1]!
+            const to: Cursor = { tx: last.transactionId, pos: last.position }
+            const batch: Subscriptions.Batch = {
+              subscription: name,
+              partition,
+              events,
+              checkpoint: { transactionId: to.tx, position: to.pos },
+              commit: poison(commit(to, events.length)),
+              commitWith: (effect) => poison(commitWith(to, events.length, effect)),
+              park: (event, error) => poison(park(event, error))
+            }
+            return [[batch], Option.some(to)] as const
+          }
+        })
+        return Stream.paginate(initial, next)
+      })
+    )
+
+  // A session that ends with a storage error (connection killed, commit failed) starts over from the checkpoint.
+  const resilient = (
+    name: string,
+    partition: number,
+    opts: Subscriptions.SubscribeOptions | undefined
+  ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> =>
+    session(name, partition, opts).pipe(
+      Stream.catchTags({
+        SubscriptionStorageError: (error) =>
+          Stream.unwrap(
+            Effect.logWarning(
+              `Subscription '${name}' partition ${partition}: ${error.message}; reconnecting in ${Duration.format(reconnectDelay)}`
+            ).pipe(Effect.andThen(Effect.sleep(reconnectDelay)), Effect.as(resilient(name, partition, opts)))
+          ),
+        LeaseLost: () => Stream.suspend(() => resilient(name, partition, opts))
+      })
+    )
+
+  const subscribe = (name: string, opts?: Subscriptions.SubscribeOptions) =>
+    Stream.mergeAll(
+      Subscriptions.partitionsOf(opts).map((partition) => resilient(name, partition, opts)),
+      { concurrency: "unbounded" }
+    )
+
+  interface CheckpointRow {
+    readonly partition: number
+    readonly partitions: number
+    readonly tx: string
+    readonly pos: bigint
+    readonly filter: StoredFilter
+  }
+  const checkpointsOf = (name: string) =>
+    sql<CheckpointRow>`select partition, partitions, transaction_id::text as tx, position as pos, filter
+      from ${sql(t.checkpoints)} where subscription = ${name} order by partition`
+
+  const status = Effect.fn("PgSubscriptions.status")(
+    function* (name: string) {
+      const rows = yield* checkpointsOf(name)
+      const partitions: Array<Subscriptions.PartitionStatus> = []
+      for (const row of rows) {
+        const [lag] = yield* sql<{ lag: number; seconds: number | null; held: number }>`
+          select count(*)::int as lag,
+            extract(epoch from now() - min(recorded_at))::float8 as seconds,
+            count(*) filter (where transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))::int as held
+          from ${sql(t.events)}
+          where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
+            ${filterFragment(sql, row.filter, row.partitions, row.partition)}`
+        let heldBackByPid: number | undefined
+        if (lag!.held > 0) {
+          const [pinning] = yield* sql<{ pid: number }>`
+            select pid from pg_stat_activity
+            where backend_xid is not null
+              and backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296
+            limit 1`
+          heldBackByPid = pinning?.pid
+        }
+        const attributes = metricAttributes(name, row.partition)
+        yield* Metric.update(Metric.withAttributes(lagEvents, attributes), lag!.lag)
+        yield* Metric.update(Metric.withAttributes(lagSeconds, attributes), lag!.seconds ?? 0)
+        partitions.push({
+          partition: row.partition,
+          checkpoint: { transactionId: BigInt(row.tx), position: BigInt(row.pos) },
+          lagEvents: lag!.lag,
+          lagSeconds: Math.max(0, lag!.seconds ?? 0),
+          heldBackByPid
+        })
+      }
+      return { subscription: name, partitions }
+    },
+    Effect.mapError(storage("status"))
+  )
+
+  const waitUntilCaughtUp = Effect.fn("PgSubscriptions.waitUntilCaughtUp")(function* (
+    name: string,
+    waitOptions?: { readonly timeout?: Duration.Input | undefined }
+  ) {
+    const [snapshot] = yield* sql<{ snapshot: string }>`select pg_current_snapshot()::text as snapshot`.pipe(
+      Effect.mapError(storage("wait"))
+    )
+    const caughtUp = Effect.gen(function* () {
+      const rows = yield* checkpointsOf(name)
+      if (rows.length === 0 || rows.length < rows[0]!.partitions) return false
+      for (const row of rows) {
+        const [pending] = yield* sql<{ pending: boolean }>`select exists(
+            select 1 from ${sql(t.events)}
+            where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
+              and pg_visible_in_snapshot(transaction_id, ${snapshot!.snapshot}::pg_snapshot)
+              ${filterFragment(sql, row.filter, row.partitions, row.partition)}
+          ) as pending`
+        if (pending!.pending) return false
+      }
+      return true
+    }).pipe(Effect.mapError(storage("wait")))
+    const wait = Effect.repeat(caughtUp, {
+      until: (done: boolean) => done,
+      schedule: Schedule.spaced("20 millis")
+    })
+    return yield* Effect.timeoutOrElse(wait, {
+      duration: waitOptions?.timeout ?? "30 seconds",
+      orElse: () => Effect.fail(new Subscriptions.CaughtUpTimeout({ subscription: name }))
+    })
+  })
+
+  const parked = Effect.fn("PgSubscriptions.parked")(
+    function* (name: string) {
+      const rows = yield* sql<{
+        partition: number
+        position: bigint
+        event_id: string
+        stream: string
+        event_type: string
+        error: string
+      }>`select partition, position, event_id::text as event_id, stream, event_type, error
+        from ${sql(t.parked)} where subscription = ${name} order by id`
+      return rows.map((row): Subscriptions.ParkedEvent => ({
+        subscription: name,
+        partition: row.partition,
+        position: BigInt(row.position),
+        eventId: row.event_id,
+        stream: row.stream,
+        type: row.event_type,
+        error: row.error
+      }))
+    },
+    Effect.mapError(storage("parked"))
+  )
+
+  return Subscriptions.Subscriptions.of({
+    subscribe,
+    run: Subscriptions.makeRun(subscribe),
+    status,
+    waitUntilCaughtUp,
+    parked
+  })
+})
+
+/**
+ * The Postgres subscriptions on the `SqlClient` in context (LISTEN through `PgClient` when it is there). Run
+ * `PgSchema.migrate` first. Each partition a worker runs holds one pooled connection for its session (lock, reads,
+ * plain commits; held while it waits for the lock too) and, once active, one for its LISTEN; transactional commits
+ * borrow a third: size the pool for it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Subscriptions.Subscriptions, never, SqlClient.SqlClient> =>
+  Layer.effect(Subscriptions.Subscriptions, make(options))

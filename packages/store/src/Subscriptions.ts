@@ -1,0 +1,621 @@
+/**
+ * Named, checkpointed, at-least-once consumers of the event log, as Effect Streams. Adapters:
+ * `Subscriptions.layerMemory` here, `PgSubscriptions.layer` in `@evently/postgres`.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
+import * as EventStore from "./EventStore.ts"
+
+/**
+ * A place in the log as the pair a subscription resumes from: the event's transaction id, then its position. Pairs
+ * compare as pairs; a position alone is never a safe cursor (rows commit out of position order).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Checkpoint {
+  readonly transactionId: bigint
+  readonly position: bigint
+}
+
+/**
+ * Where a subscription starts when it has no checkpoint yet: the `Beginning` of the log, its `End` (only events
+ * that commit from now on; a few that committed just before may be delivered too, none after are missed), or
+ * `After` a given event (by its position, and its transaction id when known).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Start =
+  | { readonly _tag: "Beginning" }
+  | { readonly _tag: "End" }
+  | { readonly _tag: "After"; readonly position: bigint; readonly transactionId?: bigint | undefined }
+
+/**
+ * Start from the first event of the log.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Beginning: Start = { _tag: "Beginning" }
+
+/**
+ * Start with the events that commit from now on.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const End: Start = { _tag: "End" }
+
+/**
+ * Start after the event at `position`. In Postgres its transaction id is looked up when not given (pass
+ * `event.transactionId` to skip the lookup); a position with no event behind it starts from the beginning, so nothing
+ * is ever skipped by a mistyped position.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const After = (position: bigint, transactionId?: bigint): Start =>
+  transactionId === undefined ? { _tag: "After", position } : { _tag: "After", position, transactionId }
+
+/**
+ * What a subscription reads and how: a filter (`categories`, `eventTypes`; both optional, both must match), the
+ * `start` used when no checkpoint exists (default `Beginning`), `batchSize` events a page (default 100), the
+ * `pollInterval` of the safety-net poll (default 1 second; the memory layer polls every 20 ms by default), `notify`
+ * (default true: wake on NOTIFY; false: poll only), and consumer groups: `partitions` (default 1) splits the events
+ * by a hash of the stream name, and `partition` chooses which of them this worker takes (default all, each under
+ * its own lock).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SubscribeOptions {
+  readonly categories?: ReadonlyArray<string> | undefined
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+  readonly start?: Start | undefined
+  readonly batchSize?: number | undefined
+  readonly pollInterval?: Duration.Input | undefined
+  readonly notify?: boolean | undefined
+  readonly partitions?: number | undefined
+  readonly partition?: number | ReadonlyArray<number> | undefined
+}
+
+/**
+ * What to do when the handler of `run` fails on an event: `Retry` it as the schedule allows (then `Stop`, or `Skip`
+ * if `exhausted: "Skip"`), `Skip` it (park it with the error, move on) or `Stop` the subscription with a
+ * {@link HandlerFailed}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorPolicy =
+  | {
+      readonly _tag: "Retry"
+      readonly schedule: Schedule.Schedule<unknown, unknown>
+      readonly exhausted?: "Skip" | "Stop" | undefined
+    }
+  | { readonly _tag: "Skip" }
+  | { readonly _tag: "Stop" }
+
+/**
+ * Retry a failing event as `schedule` allows, then stop (or skip, with `exhausted: "Skip"`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Retry = (
+  schedule: Schedule.Schedule<unknown, unknown>,
+  options?: { readonly exhausted?: "Skip" | "Stop" | undefined }
+): ErrorPolicy => ({ _tag: "Retry", schedule, exhausted: options?.exhausted })
+
+/**
+ * Park a failing event (with its error) and go on with the next one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Skip: ErrorPolicy = { _tag: "Skip" }
+
+/**
+ * Fail the subscription with {@link HandlerFailed} at the first failing event.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Stop: ErrorPolicy = { _tag: "Stop" }
+
+/**
+ * Options of `run`: those of `subscribe`, the error policy (default `Stop`) and `transactional` (default false):
+ * when true, the handler's writes to the same database and the checkpoint commit in one transaction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions extends SubscribeOptions {
+  readonly onError?: ErrorPolicy | undefined
+  readonly transactional?: boolean | undefined
+}
+
+/**
+ * The storage behind the subscription failed; `operation` says what was being done.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SubscriptionStorageError extends Schema.TaggedError<SubscriptionStorageError>(
+  "@evently/store/SubscriptionStorageError"
+)("SubscriptionStorageError", { operation: Schema.String, cause: Schema.Defect() }) {
+  override get message(): string {
+    return `Subscription ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+/**
+ * A commit found the checkpoint moved by another worker (this one lost its lock): nothing was committed, and the
+ * events will be delivered again to whichever worker holds the partition.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LeaseLost extends Schema.TaggedError<LeaseLost>("@evently/store/LeaseLost")("LeaseLost", {
+  subscription: Schema.String,
+  partition: Schema.Int
+}) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' partition ${this.partition}: the checkpoint was moved by another worker`
+  }
+}
+
+/**
+ * The stored checkpoint was written by another database cluster, or lies in the future of this one's transaction
+ * ids (a restore from a dump): resuming from it would silently skip new events. Re-base it (see
+ * `PgSubscriptions.rebase`) after deciding where the subscription should go on from.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CheckpointFromAnotherCluster extends Schema.TaggedError<CheckpointFromAnotherCluster>(
+  "@evently/store/CheckpointFromAnotherCluster"
+)("CheckpointFromAnotherCluster", {
+  subscription: Schema.String,
+  partition: Schema.Int,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' partition ${this.partition} refuses to resume: ${this.reason}. Re-base its checkpoint (PgSubscriptions.rebase) once you know where it should continue from.`
+  }
+}
+
+/**
+ * The handler failed on an event and the error policy said stop.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HandlerFailed extends Schema.TaggedError<HandlerFailed>("@evently/store/HandlerFailed")("HandlerFailed", {
+  subscription: Schema.String,
+  position: Schema.BigInt,
+  eventId: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' stopped: its handler failed on event ${this.eventId} at position ${this.position}`
+  }
+}
+
+/**
+ * `waitUntilCaughtUp` did not see the subscription catch up within its timeout.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CaughtUpTimeout extends Schema.TaggedError<CaughtUpTimeout>("@evently/store/CaughtUpTimeout")(
+  "CaughtUpTimeout",
+  { subscription: Schema.String }
+) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' did not catch up in time`
+  }
+}
+
+/**
+ * The errors of a subscription's machinery (not of its handler).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SubscriptionError = SubscriptionStorageError | LeaseLost | CheckpointFromAnotherCluster
+
+/**
+ * A page of events delivered to a consumer, in `(transactionId, position)` order, all of one partition. The
+ * checkpoint does not move until `commit` (or `commitWith`) runs; committing a batch also acknowledges the earlier
+ * batches of its partition. `commitWith(effect)` runs `effect` and the checkpoint update in one transaction (in
+ * Postgres: the handler's `SqlClient` queries join it). `park` records an event as skipped, with its error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Batch {
+  readonly subscription: string
+  readonly partition: number
+  readonly events: ReadonlyArray<EventStore.RecordedEvent>
+  readonly checkpoint: Checkpoint
+  readonly commit: Effect.Effect<void, SubscriptionError>
+  readonly commitWith: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SubscriptionError, R>
+  readonly park: (event: EventStore.RecordedEvent, error: unknown) => Effect.Effect<void, SubscriptionError>
+}
+
+/**
+ * One partition's state: its checkpoint, how far behind the head it is (matching events not yet handled and the
+ * age in seconds of the oldest of them), and the backend pid of a transaction that holds the subscription back
+ * (events committed after it cannot be read until it ends).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PartitionStatus {
+  readonly partition: number
+  readonly checkpoint: Checkpoint
+  readonly lagEvents: number
+  readonly lagSeconds: number
+  readonly heldBackByPid: number | undefined
+}
+
+/**
+ * A subscription's state, one entry per partition that has a checkpoint (none before it first ran).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Status {
+  readonly subscription: string
+  readonly partitions: ReadonlyArray<PartitionStatus>
+}
+
+/**
+ * An event that a `Skip` policy parked, with the handler's error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ParkedEvent {
+  readonly subscription: string
+  readonly partition: number
+  readonly position: bigint
+  readonly eventId: string
+  readonly stream: string
+  readonly type: string
+  readonly error: string
+}
+
+/**
+ * The subscriptions service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Subscriptions extends Context.Service<
+  Subscriptions,
+  {
+    /**
+     * The batches of a subscription, forever; the checkpoint moves only when a batch is committed.
+     */
+    readonly subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>
+    /**
+     * Handles every event with `handler`, committing after each batch, with the error policy; runs until
+     * interrupted or stopped.
+     */
+    readonly run: <E, R>(
+      name: string,
+      handler: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>,
+      options?: RunOptions
+    ) => Effect.Effect<never, SubscriptionError | HandlerFailed, R>
+    /**
+     * The subscription's checkpoints and lag.
+     */
+    readonly status: (name: string) => Effect.Effect<Status, SubscriptionError>
+    /**
+     * Waits until the subscription has handled every matching event committed before the call.
+     */
+    readonly waitUntilCaughtUp: (
+      name: string,
+      options?: { readonly timeout?: Duration.Input | undefined }
+    ) => Effect.Effect<void, SubscriptionError | CaughtUpTimeout>
+    /**
+     * The events a `Skip` policy parked, oldest first.
+     */
+    readonly parked: (name: string) => Effect.Effect<ReadonlyArray<ParkedEvent>, SubscriptionError>
+  }
+>()("@evently/store/Subscriptions") {}
+
+/**
+ * The partition (0 to `partitions - 1`) a stream belongs to in the memory layer: a 32-bit FNV-1a hash of the name.
+ * (Postgres uses `hashtext`; the two agree on "one stream, one partition", not on the numbers.)
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const partitionOf = (stream: string, partitions: number): number => {
+  if (partitions <= 1) return 0
+  let hash = 0x811c9dc5
+  for (let i = 0; i < stream.length; i++) {
+    hash ^= stream.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % partitions
+}
+
+/**
+ * The partitions a worker takes: `partition` when given, otherwise all of `0 .. partitions - 1`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const partitionsOf = (options: SubscribeOptions | undefined): ReadonlyArray<number> => {
+  const count = Math.max(1, options?.partitions ?? 1)
+  const chosen = options?.partition
+  if (chosen === undefined) return Array.from({ length: count }, (_, i) => i)
+  return typeof chosen === "number" ? [chosen] : chosen
+}
+
+/**
+ * Whether an event passes a subscription's filter (categories and event types; an absent list matches all).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const matchesFilter = (
+  event: EventStore.RecordedEvent,
+  options: Pick<SubscribeOptions, "categories" | "eventTypes"> | undefined
+): boolean =>
+  (options?.categories === undefined || options.categories.includes(event.category)) &&
+  (options?.eventTypes === undefined || options.eventTypes.includes(event.type))
+
+const describeError = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : typeof error === "string" ? error : JSON.stringify(error)
+
+/**
+ * Builds `run` from a `subscribe`: for each batch, the handler runs on each event under the error policy, then the
+ * batch commits (inside one transaction with the handler when `transactional`). Adapters share this loop.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRun =
+  (subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>) =>
+  <E, R>(
+    name: string,
+    handler: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>,
+    options?: RunOptions
+  ): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
+    const policy = options?.onError ?? Stop
+    const stop = (event: EventStore.RecordedEvent, cause: unknown): Effect.Effect<never, HandlerFailed> =>
+      Effect.fail(new HandlerFailed({ subscription: name, position: event.position, eventId: event.eventId, cause }))
+    const handleOne = (
+      batch: Batch,
+      event: EventStore.RecordedEvent
+    ): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
+      const attempt = Effect.suspend(() => handler(event))
+      switch (policy._tag) {
+        case "Stop":
+          return Effect.catch(attempt, (error) => stop(event, error))
+        case "Skip":
+          return Effect.catch(attempt, (error) => batch.park(event, describeError(error)))
+        case "Retry":
+          return Effect.catch(
+            Effect.retry(attempt, policy.schedule),
+            (error): Effect.Effect<void, SubscriptionError | HandlerFailed> =>
+              policy.exhausted === "Skip" ? batch.park(event, describeError(error)) : stop(event, error)
+          )
+      }
+    }
+    const handleBatch = (batch: Batch) => {
+      const body = Effect.forEach(batch.events, (event) => handleOne(batch, event), { discard: true })
+      const committed = options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
+      return committed.pipe(
+        Effect.catchTag("LeaseLost", (lost) => Effect.logWarning(`${lost.message}; the batch will be delivered again`))
+      )
+    }
+    return subscribe(name, options).pipe(
+      Stream.mapEffect(handleBatch),
+      Stream.runDrain,
+      Effect.andThen(Effect.never),
+      Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
+    )
+  }
+
+const keyOf = (name: string, partition: number) => `${partition}:${name}`
+
+const storage = (operation: string) => (cause: EventStore.StoreError) =>
+  new SubscriptionStorageError({ operation, cause })
+
+const toCheckpoint = (position: bigint): Checkpoint => ({ transactionId: 0n, position })
+
+interface MemoryCheckpoint {
+  position: bigint
+  readonly options: SubscribeOptions | undefined
+}
+
+/**
+ * Subscriptions over an `EventStore` whose log commits in position order (the memory store): checkpoints, parked
+ * events and one lock per partition live in the process. It reads with `readAll` by position and wakes by polling
+ * (every 20 ms unless `pollInterval` says otherwise). `transactional` changes nothing here: a batch commits at once.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStore> = Layer.effect(
+  Subscriptions,
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const checkpoints = new Map<string, MemoryCheckpoint>()
+    const locks = new Map<string, Semaphore.Semaphore>()
+    const parkedEvents: Array<ParkedEvent> = []
+    const lockOf = (key: string) => {
+      let lock = locks.get(key)
+      if (lock === undefined) {
+        lock = Semaphore.makeUnsafe(1)
+        locks.set(key, lock)
+      }
+      return lock
+    }
+    const head = Stream.runLast(store.readAll()).pipe(
+      Effect.map(Option.match({ onNone: () => 0n, onSome: (event) => event.position })),
+      Effect.mapError(storage("read"))
+    )
+
+    const startPosition = Effect.fnUntraced(function* (start: Start | undefined) {
+      switch (start?._tag ?? "Beginning") {
+        case "Beginning":
+          return 0n
+        case "End":
+          return yield* head
+        default:
+          return (start as Extract<Start, { _tag: "After" }>).position
+      }
+    })
+
+    const partitionStream = (name: string, partition: number, options: SubscribeOptions | undefined) =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const key = keyOf(name, partition)
+          yield* lockOf(key).takeScoped(1)
+          let state = checkpoints.get(key)
+          if (state === undefined) {
+            state = { position: yield* startPosition(options?.start), options }
+            checkpoints.set(key, state)
+          }
+          const checkpoint = state
+          const partitions = Math.max(1, options?.partitions ?? 1)
+          const batchSize = options?.batchSize ?? 100
+          const poll = Duration.fromInputUnsafe(options?.pollInterval ?? "20 millis")
+          const commitTo = (position: bigint) =>
+            Effect.sync(() => {
+              if (position > checkpoint.position) checkpoint.position = position
+            })
+          const makeBatch = (events: ReadonlyArray<EventStore.RecordedEvent>, last: bigint): Batch => ({
+            subscription: name,
+            partition,
+            events,
+            checkpoint: toCheckpoint(last),
+            commit: commitTo(last),
+            commitWith: (effect) => Effect.tap(effect, () => commitTo(last)),
+            park: (event, error) =>
+              Effect.sync(() => {
+                parkedEvents.push({
+                  subscription: name,
+                  partition,
+                  position: event.position,
+                  eventId: event.eventId,
+                  stream: event.stream,
+                  type: event.type,
+                  error: describeError(error)
+                })
+              })
+          })
+          const next = Effect.fnUntraced(function* (cursor: bigint) {
+            while (true) {
+              const page = yield* Stream.runCollect(store.readAll({ after: cursor, limit: batchSize })).pipe(
+                Effect.mapError(storage("read"))
+              )
+              if (page.length === 0) {
+                yield* Effect.sleep(poll)
+                continue
+              }
+              const last = page[page.length - 1]!.position
+              const events = page.filter(
+                (event) => matchesFilter(event, options) && partitionOf(event.stream, partitions) === partition
+              )
+              if (events.length === 0) {
+                cursor = last
+                continue
+              }
+              return [[makeBatch(events, last)], Option.some(last)] as const
+            }
+          })
+          return Stream.paginate(checkpoint.position, next)
+        })
+      )
+
+    const subscribe = (name: string, options?: SubscribeOptions): Stream.Stream<Batch, SubscriptionError> =>
+      Stream.mergeAll(
+        partitionsOf(options).map((partition) => partitionStream(name, partition, options)),
+        { concurrency: "unbounded" }
+      )
+
+    const lagOf = Effect.fnUntraced(function* (key: string, partition: number, until: bigint | undefined) {
+      const state = checkpoints.get(key)!
+      const partitions = Math.max(1, state.options?.partitions ?? 1)
+      const pending = (yield* Stream.runCollect(store.readAll({ after: state.position })).pipe(
+        Effect.mapError(storage("status"))
+      )).filter(
+        (event) =>
+          (until === undefined || event.position <= until) &&
+          matchesFilter(event, state.options) &&
+          partitionOf(event.stream, partitions) === partition
+      )
+      return { state, pending }
+    })
+
+    const partitionKeys = (name: string) =>
+      Array.from(checkpoints.keys())
+        .filter((key) => key.slice(key.indexOf(":") + 1) === name)
+        .map((key) => ({ key, partition: Number(key.slice(0, key.indexOf(":"))) }))
+        .sort((a, b) => a.partition - b.partition)
+
+    const status = Effect.fn("Subscriptions.status")(function* (name: string) {
+      const now = yield* Clock.currentTimeMillis
+      const partitions: Array<PartitionStatus> = []
+      for (const { key, partition } of partitionKeys(name)) {
+        const { pending, state } = yield* lagOf(key, partition, undefined)
+        partitions.push({
+          partition,
+          checkpoint: toCheckpoint(state.position),
+          lagEvents: pending.length,
+          lagSeconds: pending.length === 0 ? 0 : (now - DateTime.toEpochMillis(pending[0]!.recordedAt)) / 1000,
+          heldBackByPid: undefined
+        })
+      }
+      return { subscription: name, partitions }
+    })
+
+    const waitUntilCaughtUp = Effect.fn("Subscriptions.waitUntilCaughtUp")(function* (
+      name: string,
+      options?: { readonly timeout?: Duration.Input | undefined }
+    ) {
+      const target = yield* head
+      const caughtUp = Effect.gen(function* () {
+        const keys = partitionKeys(name)
+        if (keys.length === 0) return false
+        for (const { key, partition } of keys) {
+          if ((yield* lagOf(key, partition, target)).pending.length > 0) return false
+        }
+        return true
+      })
+      const wait = Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") })
+      return yield* Effect.timeoutOrElse(wait, {
+        duration: options?.timeout ?? "30 seconds",
+        orElse: () => Effect.fail(new CaughtUpTimeout({ subscription: name }))
+      })
+    })
+
+    return Subscriptions.of({
+      subscribe,
+      run: makeRun(subscribe),
+      status,
+      waitUntilCaughtUp,
+      parked: (name) => Effect.sync(() => parkedEvents.filter((event) => event.subscription === name))
+    })
+  })
+)

@@ -1,0 +1,232 @@
+/**
+ * The behavioural suite every `Subscriptions` layer passes: delivery and resume, filters and starts, error policies,
+ * consumer groups, one active worker per partition, status and `waitUntilCaughtUp`.
+ *
+ * @since 0.1.0
+ */
+import { assert, it } from "@effect/vitest"
+import type { EventStore } from "@evently/store"
+import { Subscriptions } from "@evently/store"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+
+/**
+ * What the suite needs from a layer under test: a fresh `layer` for each test (an empty log) and a way to `append`
+ * `count` events of `type` to a stream in one commit, returning their positions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SuiteOptions<R> {
+  readonly layer: () => Layer.Layer<Subscriptions.Subscriptions | R>
+  readonly append: (stream: string, count: number, type?: string) => Effect.Effect<ReadonlyArray<bigint>, unknown, R>
+}
+
+const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string) =>
+  subs.status(name).pipe(
+    Effect.repeat({
+      until: (status: Subscriptions.Status) => status.partitions.length > 0,
+      schedule: Schedule.spaced("10 millis")
+    })
+  )
+
+/**
+ * Registers the suite's tests (call it inside a `describe`).
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
+  const { append } = options
+  const live = (name: string, test: () => Effect.Effect<void, unknown, Subscriptions.Subscriptions | R>) =>
+    it.live(name, () => Effect.provide(test(), options.layer()), 30_000)
+
+  live("delivers every event once in order and resumes from the committed checkpoint", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const positions = yield* append("cat-1", 25)
+      const first = yield* subs.subscribe("tail", { batchSize: 10 }).pipe(
+        Stream.take(2),
+        Stream.mapEffect((batch, i) => (i === 0 ? Effect.as(batch.commit, batch) : Effect.succeed(batch))),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(
+        first.map((batch) => batch.events.length),
+        [10, 10]
+      )
+      // The second batch was not committed: it comes again.
+      const again = yield* subs.subscribe("tail", { batchSize: 10 }).pipe(Stream.take(2), Stream.runCollect)
+      assert.deepStrictEqual(
+        again.flatMap((batch) => batch.events.map((event) => event.position)),
+        positions.slice(10)
+      )
+    })
+  )
+
+  live("filters by category and event type, and starts at the end or after an event", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      yield* append("cat-1", 3, "Meowed")
+      const dogs = yield* append("dog-1", 3, "Barked")
+      const slept = yield* append("cat-2", 2, "Slept")
+      const cats = yield* subs
+        .subscribe("cats", { categories: ["cat"], eventTypes: ["Slept"] })
+        .pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(
+        cats[0]!.events.map((event) => [event.stream, event.type, event.position]),
+        slept.map((position) => ["cat-2", "Slept", position])
+      )
+      const after = yield* subs
+        .subscribe("after", { start: Subscriptions.After(dogs[2]!) })
+        .pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(
+        after[0]!.events.map((event) => event.position),
+        slept
+      )
+      const fiber = yield* subs
+        .subscribe("end", { start: Subscriptions.End })
+        .pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
+      yield* untilActive(subs, "end")
+      const later = yield* append("cat-3", 1)
+      const end = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(
+        end[0]!.events.map((event) => event.position),
+        later
+      )
+    })
+  )
+
+  live("error policies: stop fails with HandlerFailed, skip parks, retry retries", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const positions = yield* append("cat-1", 5)
+      const bad = positions[2]!
+      const failOnBad = (event: EventStore.RecordedEvent) =>
+        event.position === bad ? Effect.fail("boom") : Effect.void
+
+      const stopped = yield* Effect.flip(subs.run("stop", failOnBad))
+      assert.strictEqual(stopped._tag, "HandlerFailed")
+      assert.strictEqual(stopped._tag === "HandlerFailed" ? stopped.position : 0n, bad)
+
+      const handled: Array<bigint> = []
+      const skipping = yield* subs
+        .run("skip", (event) => Effect.tap(failOnBad(event), () => Effect.sync(() => handled.push(event.position))), {
+          onError: Subscriptions.Skip
+        })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("skip")
+      yield* Fiber.interrupt(skipping)
+      assert.deepStrictEqual(
+        handled,
+        positions.filter((position) => position !== bad)
+      )
+      const parked = yield* subs.parked("skip")
+      assert.deepStrictEqual(
+        parked.map((event) => [event.position, event.error]),
+        [[bad, "boom"]]
+      )
+
+      let attempts = 0
+      const retrying = yield* subs
+        .run("retry", (event) => (event.position === bad && ++attempts < 3 ? Effect.fail("flaky") : Effect.void), {
+          onError: Subscriptions.Retry(Schedule.recurs(5))
+        })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("retry")
+      yield* Fiber.interrupt(retrying)
+      assert.strictEqual(attempts, 3)
+      assert.deepStrictEqual(yield* subs.parked("retry"), [])
+
+      const exhausted = yield* subs
+        .run("exhausted", failOnBad, { onError: Subscriptions.Retry(Schedule.recurs(2), { exhausted: "Skip" }) })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("exhausted")
+      yield* Fiber.interrupt(exhausted)
+      assert.deepStrictEqual(
+        (yield* subs.parked("exhausted")).map((event) => event.position),
+        [bad]
+      )
+    })
+  )
+
+  live("a consumer group of 3 over 100 streams handles every event once, in order per stream", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      for (let version = 0; version < 5; version++) {
+        yield* Effect.forEach(
+          Array.from({ length: 100 }, (_, i) => i),
+          (i) => append(`cat-${i}`, 1),
+          { concurrency: 4, discard: true }
+        )
+      }
+      const seen = new Map<string, Array<number>>()
+      const byWorker = [0, 0, 0]
+      const workers = yield* Effect.forEach([0, 1, 2], (partition) =>
+        subs
+          .run(
+            "group",
+            (event) =>
+              Effect.sync(() => {
+                byWorker[partition]!++
+                seen.set(event.stream, [...(seen.get(event.stream) ?? []), event.streamVersion])
+              }),
+            { partitions: 3, partition, batchSize: 7 }
+          )
+          .pipe(Effect.forkChild)
+      )
+      yield* subs.waitUntilCaughtUp("group")
+      yield* Effect.forEach(workers, Fiber.interrupt)
+      assert.strictEqual(seen.size, 100)
+      for (const versions of seen.values()) assert.deepStrictEqual(versions, [1, 2, 3, 4, 5])
+      assert.strictEqual(
+        byWorker.reduce((a, b) => a + b, 0),
+        500
+      )
+      assert.isTrue(byWorker.every((count) => count > 0))
+      const status = yield* subs.status("group")
+      assert.deepStrictEqual(
+        status.partitions.map((p) => [p.partition, p.lagEvents]),
+        [
+          [0, 0],
+          [1, 0],
+          [2, 0]
+        ]
+      )
+    })
+  )
+
+  live("one active worker per partition: a second waits and takes over from the checkpoint", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const positions = [...(yield* append("cat-1", 10))]
+      const handledBy: Array<[string, bigint]> = []
+      const worker = (id: string) =>
+        subs
+          .run("single", (event) => Effect.sync(() => handledBy.push([id, event.position])), { batchSize: 1 })
+          .pipe(Effect.forkChild)
+      const a = yield* worker("a")
+      yield* subs.waitUntilCaughtUp("single")
+      const b = yield* worker("b")
+      positions.push(...(yield* append("cat-1", 2)))
+      yield* subs.waitUntilCaughtUp("single")
+      yield* Fiber.interrupt(a)
+      positions.push(...(yield* append("cat-1", 3)))
+      yield* subs.waitUntilCaughtUp("single")
+      yield* Fiber.interrupt(b)
+      assert.deepStrictEqual(
+        handledBy.map(([id]) => id),
+        [...Array(12).fill("a"), ...Array(3).fill("b")]
+      )
+      assert.deepStrictEqual(
+        handledBy.map(([, position]) => position),
+        positions
+      )
+      const status = yield* subs.status("single")
+      assert.strictEqual(status.partitions[0]!.checkpoint.position, positions[14])
+      assert.strictEqual(status.partitions[0]!.lagEvents, 0)
+    })
+  )
+}
