@@ -393,12 +393,15 @@ export interface StoredEvent {
   readonly schemaVersion: number
   readonly data: unknown
   readonly position: bigint
+  readonly transactionId: bigint
+  /** How many events the transaction that stored this one wrote to its stream: the original batch's size. */
+  readonly batchSize: number
 }
 
 /**
  * Decides a retried append: when the events stored under the batch's ids are exactly this batch (same stream, types,
- * schema versions, data, consecutive versions in the same order) it returns the first append's result, otherwise an
- * {@link EventIdConflict}. Metadata is not compared: a retry may carry other headers.
+ * schema versions, data, consecutive versions in the same order, all of what that append wrote) it returns the first
+ * append's result, otherwise an {@link EventIdConflict}. Metadata is not compared: a retry may carry other headers.
  *
  * @since 0.1.0
  * @category adapters
@@ -416,12 +419,18 @@ export const replayAppend = (
     return conflict(found.eventId, `it is stored, but event ${missing.eventId} of the same batch is not`)
   }
   const first = byId.get(prepared.events[0]!.eventId)!
+  if (first.batchSize !== prepared.events.length) {
+    return conflict(
+      first.eventId,
+      `it was stored by an append of ${first.batchSize} events, not ${prepared.events.length}`
+    )
+  }
   const positions: Array<bigint> = []
   for (let index = 0; index < prepared.events.length; index++) {
     const event = prepared.events[index]!
     const found = byId.get(event.eventId)!
     if (found.stream !== prepared.stream) return conflict(event.eventId, `it is stored on stream '${found.stream}'`)
-    if (found.streamVersion !== first.streamVersion + index) {
+    if (found.streamVersion !== first.streamVersion + index || found.transactionId !== first.transactionId) {
       return conflict(event.eventId, "it is stored in another place of another batch")
     }
     if (found.type !== event.type || found.schemaVersion !== event.schemaVersion) {
@@ -528,6 +537,7 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
   const streams = new Map<string, Array<MemoryRow>>()
   const categories = new Map<string, Array<MemoryRow>>()
   const ids = new Map<string, MemoryRow>()
+  const transactions = new Map<bigint, number>()
   let lastTransaction = 0n
 
   const append = Effect.fn("EventStore.memory.append")(function* (
@@ -540,7 +550,9 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
     const rows = streams.get(prepared.stream) ?? []
     const stored = prepared.events.flatMap((event) => {
       const row = ids.get(event.eventId)
-      return row === undefined ? [] : [{ ...row, data: JSON.parse(row.data) as unknown }]
+      if (row === undefined) return []
+      const batchSize = transactions.get(row.transactionId) ?? 0
+      return [{ ...row, data: JSON.parse(row.data) as unknown, batchSize }]
     })
     if (stored.length > 0) return yield* replayAppend(prepared, stored)
     const actual = rows.length
@@ -550,6 +562,7 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
     if (prepared.events.length === 0) return { stream: prepared.stream, version: actual, positions: [] }
     const recordedAt = DateTime.makeUnsafe(millis)
     lastTransaction += 1n
+    transactions.set(lastTransaction, prepared.events.length)
     const categoryRows = categories.get(prepared.category) ?? []
     const positions = prepared.events.map((event, index) => {
       const row: MemoryRow = {
