@@ -32,6 +32,11 @@ const uuid = (): string => crypto.randomUUID()
 
 const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), (c) => [...c])
 
+const range = (from: number, to: number): Array<number> =>
+  Array.from({ length: Math.abs(to - from) + 1 }, (_, i) => (from <= to ? from + i : from - i))
+
+const positions = (events: ReadonlyArray<EventStore.RecordedEvent>): Array<bigint> => events.map((e) => e.position)
+
 const fixedClock = (real: Clock.Clock, millis: number): Clock.Clock => ({
   currentTimeMillisUnsafe: () => millis,
   currentTimeMillis: Effect.succeed(millis),
@@ -55,14 +60,18 @@ const cycle = (): unknown => {
 }
 
 /**
- * Registers the contract suite under `name` for a layer that provides an `EventStore`. The layer is built once for
+ * Registers the contract suite under `suiteName` for a layer that provides an `EventStore`. The layer is built once for
  * the suite; every test writes to streams and categories of its own (random names), so the store need not be empty.
  *
  * @since 0.1.0
  * @category suites
  */
-export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore, E>, options: Options = {}): void =>
-  layer(store, { excludeTestServices: true, timeout: options.timeout ?? "60 seconds" })(name, (it) => {
+export const suite = <E>(
+  suiteName: string,
+  store: Layer.Layer<EventStore.EventStore, E>,
+  suiteOptions: Options = {}
+): void =>
+  layer(store, { excludeTestServices: true, timeout: suiteOptions.timeout ?? "60 seconds" })(suiteName, (it) => {
     it.effect("appends and reads back every field of a recorded event", () =>
       Effect.gen(function* () {
         const es = yield* EventStore.EventStore
@@ -239,8 +248,8 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           [...written].sort((a, b) => a - b),
           Array.from({ length: 50 }, (_, i) => i)
         )
-        const positions = events.map((e) => e.position)
-        assert.isTrue(positions.every((p, i) => i === 0 || p > positions[i - 1]!))
+        const order = positions(events)
+        assert.isTrue(order.every((p, i) => i === 0 || p > order[i - 1]!))
       })
     )
 
@@ -483,8 +492,6 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         yield* es.append(freshStream(), [{ type: "Other", data: null }])
         const versions = (options?: EventStore.ReadStreamOptions) =>
           Effect.map(collect(es.readStream(stream, options)), (events) => events.map((e) => e.streamVersion))
-        const range = (from: number, to: number) =>
-          Array.from({ length: Math.abs(to - from) + 1 }, (_, i) => (from <= to ? from + i : from - i))
         assert.deepStrictEqual(yield* versions(), range(1, 10))
         assert.deepStrictEqual(yield* versions({ batchSize: 3 }), range(1, 10))
         assert.deepStrictEqual(yield* versions({ from: 4, batchSize: 2 }), range(4, 10))
@@ -511,7 +518,6 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           const result = yield* es.append(`${category}-${i % 2}`, [{ type: "E", data: i }])
           written.push([category, result.positions[0]!])
         }
-        const positions = (events: ReadonlyArray<EventStore.RecordedEvent>) => events.map((e) => e.position)
         const of = (...categories: ReadonlyArray<string>) =>
           written.filter(([category]) => categories.includes(category)).map(([, position]) => position)
 
