@@ -79,6 +79,28 @@ const toRecorded = (row: EventRow): EventStore.RecordedEvent => ({
 
 const storeError = (operation: string) => (cause: SqlError.SqlError) => new EventStore.StoreError({ operation, cause })
 
+/** Keyset paging: each page starts after the last row of the previous one, so memory stays one page. */
+const page = <S>(
+  operation: string,
+  start: S,
+  limit: number,
+  batchSize: number,
+  query: (state: S, size: number) => Effect.Effect<ReadonlyArray<EventRow>, SqlError.SqlError>,
+  next: (last: EventRow) => S
+): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> =>
+  Stream.paginate({ state: start, remaining: limit }, ({ remaining, state }) => {
+    if (remaining <= 0) return Effect.succeed([[], Option.none()] as const)
+    const size = Math.min(batchSize, remaining)
+    return Effect.map(query(state, size), (rows) => {
+      const last = rows[rows.length - 1]
+      const more =
+        rows.length < size || last === undefined
+          ? Option.none()
+          : Option.some({ state: next(last), remaining: remaining - rows.length })
+      return [rows.map(toRecorded), more] as const
+    }).pipe(Effect.mapError(storeError(operation)))
+  })
+
 /**
  * Builds the Postgres event store on the ambient `SqlClient`: an append inside a caller's `sql.withTransaction`
  * joins that transaction. Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
@@ -165,27 +187,6 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       : outcome.actual
     return yield* new EventStore.WrongExpectedVersion({ stream: prepared.stream, expected: prepared.expected, actual })
   })
-
-  const page = <S>(
-    operation: string,
-    start: S,
-    limit: number,
-    batchSize: number,
-    query: (state: S, size: number) => Effect.Effect<ReadonlyArray<EventRow>, SqlError.SqlError>,
-    next: (last: EventRow) => S
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> =>
-    Stream.paginate({ state: start, remaining: limit }, ({ remaining, state }) => {
-      if (remaining <= 0) return Effect.succeed([[], Option.none()] as const)
-      const size = Math.min(batchSize, remaining)
-      return Effect.map(query(state, size), (rows) => {
-        const last = rows[rows.length - 1]
-        const more =
-          rows.length < size || last === undefined
-            ? Option.none()
-            : Option.some({ state: next(last), remaining: remaining - rows.length })
-        return [rows.map(toRecorded), more] as const
-      }).pipe(Effect.mapError(storeError(operation)))
-    })
 
   const readStream = (
     stream: string,
