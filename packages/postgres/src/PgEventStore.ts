@@ -121,21 +121,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       (rows) => rows[0]?.version ?? 0
     )
 
-  const replay = Effect.fnUntraced(function* (prepared: EventStore.PreparedAppend) {
-    const rows = yield* sql<EventRow & { readonly batch: number }>`
-      select ${columns(sql)},
-        (select count(*)::int4 from ${sql(tables.events)} b
-          where b.stream = e.stream and b.transaction_id = e.transaction_id) as batch
-      from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
-      join ${sql(tables.events)} e on e.event_id = i.id`
-    return yield* EventStore.replayAppend(
-      prepared,
-      rows.map((row) => {
-        const event = toRecorded(row)
-        return { ...event, batchSize: row.batch }
-      })
-    )
-  })
+  /** The stored events carrying the batch's ids, with the size of the append that stored each. */
+  const storedWithIds = (prepared: EventStore.PreparedAppend) =>
+    Effect.map(
+      sql<EventRow & { readonly batch: number }>`
+        select ${columns(sql)},
+          (select count(*)::int4 from ${sql(tables.events)} b
+            where b.stream = e.stream and b.transaction_id = e.transaction_id) as batch
+        from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
+        join ${sql(tables.events)} e on e.event_id = i.id`,
+      (rows): ReadonlyArray<EventStore.StoredEvent> => rows.map((row) => ({ ...toRecorded(row), batchSize: row.batch }))
+    ).pipe(Effect.mapError(storeError("append (idempotency check)")))
 
   const append = Effect.fn("PgEventStore.append")(function* (
     stream: string,
@@ -172,19 +168,23 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       ),
       Effect.mapError(storeError("append"))
     )
-    if (outcome === "duplicate") {
-      return yield* Effect.catchTag(replay(prepared), "SqlError", (cause) =>
-        Effect.fail(storeError("append (idempotency check)")(cause))
-      )
-    }
+    if (outcome === "duplicate") return yield* EventStore.replayAppend(prepared, yield* storedWithIds(prepared))
     if (outcome.version !== null) {
       return { stream: prepared.stream, version: outcome.version, positions: outcome.positions }
     }
-    // The statement's snapshot may predate the writer that beat us (it committed while we waited for the stream
-    // row's lock): then the version it saw still meets the expectation, and a fresh read gives the actual one.
-    const actual = ExpectedVersion.matches(prepared.expected, outcome.actual)
-      ? yield* Effect.mapError(currentVersion(prepared.stream), storeError("append"))
-      : outcome.actual
+    if (!ExpectedVersion.matches(prepared.expected, outcome.actual)) {
+      return yield* new EventStore.WrongExpectedVersion({
+        stream: prepared.stream,
+        expected: prepared.expected,
+        actual: outcome.actual
+      })
+    }
+    // The statement's snapshot predates the writer that beat us (it committed while we waited for the stream row's
+    // lock), so the version it saw still meets the expectation. That writer may have been a concurrent retry of this
+    // very batch (then this is an idempotent success); otherwise a fresh read gives the actual version.
+    const stored = yield* storedWithIds(prepared)
+    if (stored.length > 0) return yield* EventStore.replayAppend(prepared, stored)
+    const actual = yield* Effect.mapError(currentVersion(prepared.stream), storeError("append"))
     return yield* new EventStore.WrongExpectedVersion({ stream: prepared.stream, expected: prepared.expected, actual })
   })
 

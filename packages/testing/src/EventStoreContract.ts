@@ -526,6 +526,29 @@ export const suite = <E>(
     )
 
     it.effect(
+      "concurrent retries of the same batch all get the first append's result",
+      () =>
+        Effect.gen(function* () {
+          const es = yield* EventStore.EventStore
+          for (const expected of [ExpectedVersion.NoStream, ExpectedVersion.Any, ExpectedVersion.Exact(0)]) {
+            const stream = freshStream()
+            const batch = [
+              { type: "A", data: { n: 1 }, eventId: uuid() },
+              { type: "B", data: { n: 2 }, eventId: uuid() }
+            ]
+            const results = yield* Effect.all(
+              Array.from({ length: 12 }, () => es.append(stream, batch, { expected })),
+              { concurrency: "unbounded" }
+            )
+            for (const result of results) assert.deepStrictEqual(result, results[0])
+            assert.strictEqual(results[0]!.version, 2)
+            assert.strictEqual(yield* es.streamVersion(stream), 2)
+          }
+        }),
+      timeout
+    )
+
+    it.effect(
       "reads one stream forward, backward, from a version, with a limit, in pages",
       () =>
         Effect.gen(function* () {
