@@ -1,11 +1,13 @@
 import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { PgEventStore, PgSchema } from "@evently/postgres"
-import { EventStore, ExpectedVersion } from "@evently/store"
+import { EventCodec, EventStore, ExpectedVersion } from "@evently/store"
 import { EventStoreContract, TestDatabase } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as Append from "../src/internal/append.ts"
@@ -125,6 +127,47 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
         assert.strictEqual(params.length, 23)
       }
       assert.strictEqual(texts.size, 1)
+    })
+  )
+
+  it.effect("a typed store upcasts rows an older codec wrote to Postgres, and names a row that does not decode", () =>
+    Effect.gen(function* () {
+      const es = yield* EventStore.EventStore
+      const stream = `task${unique()}-1`
+      const old = EventCodec.make(Schema.Union([Schema.TaggedStruct("Renamed", { name: Schema.String })]))
+      const current = EventCodec.make(Schema.Union([Schema.TaggedStruct("Renamed", { title: Schema.String })]), {
+        versions: { Renamed: 2 },
+        upcasters: {
+          Renamed: {
+            1: Schema.Struct({ name: Schema.String }).pipe(
+              Schema.decodeTo(
+                Schema.Struct({ title: Schema.String }),
+                SchemaTransformation.transform({
+                  decode: (v1) => ({ title: v1.name }),
+                  encode: (v2) => ({ name: v2.title })
+                })
+              )
+            )
+          }
+        }
+      })
+      yield* EventCodec.typed(es, old).append(stream, [{ _tag: "Renamed", name: "from v1" }])
+      yield* EventCodec.typed(es, current).append(stream, [{ _tag: "Renamed", title: "from v2" }])
+      const typed = EventCodec.typed(es, current)
+      const read = yield* Stream.runCollect(typed.readStream(stream))
+      assert.deepStrictEqual(
+        [...read].map((e) => [e.schemaVersion, e.event]),
+        [
+          [1, { _tag: "Renamed", title: "from v1" }],
+          [2, { _tag: "Renamed", title: "from v2" }]
+        ]
+      )
+      const bad = yield* es.append(stream, [{ type: "Renamed", schemaVersion: 2, data: { title: 42 } }])
+      const error = yield* Effect.flip(Stream.runCollect(typed.readStream(stream)))
+      assert.deepStrictEqual(
+        error._tag === "EventDecodeError" && [error.position, error.stream, error.type, error.schemaVersion],
+        [bad.positions[0], stream, "Renamed", 2]
+      )
     })
   )
 })
