@@ -2,5 +2,6 @@
  * @since 0.1.0
  */
 export * as PgConfig from "./PgConfig.ts"
+export * as PgEventStore from "./PgEventStore.ts"
 export * as PgSchema from "./PgSchema.ts"
 export * as PgSubscriptions from "./PgSubscriptions.ts"

@@ -4,13 +4,17 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import type * as DateTime from "effect/DateTime"
-import type * as Effect from "effect/Effect"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
-import type * as StreamName from "./StreamName.ts"
+import * as validate from "./internal/validate.ts"
+import * as StreamName from "./StreamName.ts"
 
 /**
  * Metadata kept with each event: correlation and causation ids plus free-form user headers.
@@ -154,6 +158,8 @@ export class EventIdConflict extends Schema.TaggedError<EventIdConflict>("@event
 
 /**
  * An event of the batch cannot be stored (its payload is not JSON, its id not a UUID, …); nothing was written.
+ * `index` is the event's place in the batch, or -1 when the append's own options (expected version, metadata) are
+ * at fault.
  *
  * @since 0.1.0
  * @category errors
@@ -239,3 +245,413 @@ export class EventStore extends Context.Service<
     readonly streamVersion: (stream: string) => Effect.Effect<number, StreamName.InvalidStreamName | StoreError>
   }
 >()("@evently/store/EventStore") {}
+
+/**
+ * Deepest nesting of arrays and objects accepted in an event's `data` and `metadata`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxDepth: number = validate.maxDepth
+
+/**
+ * Largest UTF-8 size, in bytes, of one event's `data` plus `metadata` as JSON text.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxEventBytes: number = validate.maxEventBytes
+
+/**
+ * The default number of rows a read fetches per page.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultBatchSize = 500
+
+/**
+ * An event checked and ready to store: canonical (lower-case) UUID, type, schema version, and `data` and `metadata`
+ * as JSON text.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export interface PreparedEvent {
+  readonly eventId: string
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: string
+  readonly metadata: string
+}
+
+/**
+ * An append checked before any I/O: what every adapter stores.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export interface PreparedAppend {
+  readonly stream: StreamName.StreamName
+  readonly category: string
+  readonly expected: ExpectedVersion.ExpectedVersion
+  readonly events: ReadonlyArray<PreparedEvent>
+}
+
+const isExpectedVersion = Schema.is(ExpectedVersion.ExpectedVersion)
+const isMetadata = Schema.is(Metadata)
+
+const metadataProblem = (metadata: unknown): string | undefined => {
+  if (metadata === undefined) return undefined
+  if (!isMetadata(metadata)) return "the metadata is not { correlationId?, causationId?, headers? } of strings"
+  const problem = validate.jsonProblem(metadata)
+  return problem === undefined ? undefined : `the metadata: ${problem}`
+}
+
+const mergeMetadata = (outer: Metadata | undefined, inner: Metadata | undefined): Metadata => {
+  if (outer === undefined) return inner ?? {}
+  if (inner === undefined) return outer
+  const headers =
+    outer.headers === undefined
+      ? inner.headers
+      : inner.headers === undefined
+        ? outer.headers
+        : { ...outer.headers, ...inner.headers }
+  return headers === undefined ? { ...outer, ...inner } : { ...outer, ...inner, headers }
+}
+
+/**
+ * Checks an append before any I/O (the stream name, the expected version, each event's id, type, schema version,
+ * `data` and `metadata`) and prepares it for storage, generating missing event ids. Every adapter runs exactly
+ * this, so they refuse exactly the same inputs.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const prepareAppend = (
+  stream: string,
+  events: ReadonlyArray<NewEvent>,
+  options?: AppendOptions
+): Effect.Effect<PreparedAppend, StreamName.InvalidStreamName | InvalidEvent> =>
+  Effect.flatMap(StreamName.parse(stream), (name) =>
+    Effect.suspend(() => {
+      const fail = (index: number, type: unknown, reason: string) =>
+        Effect.fail(
+          new InvalidEvent({ stream: name, index, type: typeof type === "string" ? type : String(type), reason })
+        )
+      const expected = options?.expected ?? ExpectedVersion.Any
+      if (!isExpectedVersion(expected)) {
+        return fail(-1, "(options)", "the expected version is not Any, NoStream, StreamExists or Exact(n) with n ≥ 0")
+      }
+      const outerProblem = metadataProblem(options?.metadata)
+      if (outerProblem !== undefined) return fail(-1, "(options)", outerProblem)
+      const prepared: Array<PreparedEvent> = []
+      const seen = new Set<string>()
+      for (let index = 0; index < events.length; index++) {
+        const event = events[index]!
+        const typeProblem = validate.typeProblem(event.type)
+        if (typeProblem !== undefined) return fail(index, event.type, typeProblem)
+        const schemaVersion = event.schemaVersion ?? 1
+        const versionProblem = validate.schemaVersionProblem(schemaVersion)
+        if (versionProblem !== undefined) return fail(index, event.type, versionProblem)
+        const id = event.eventId === undefined ? { id: crypto.randomUUID() } : validate.eventId(event.eventId)
+        if ("problem" in id) return fail(index, event.type, id.problem)
+        if (seen.has(id.id)) return fail(index, event.type, `the event id ${id.id} appears twice in the batch`)
+        seen.add(id.id)
+        const dataProblem = validate.jsonProblem(event.data)
+        if (dataProblem !== undefined) return fail(index, event.type, `the data is not JSON: ${dataProblem}`)
+        const innerProblem = metadataProblem(event.metadata)
+        if (innerProblem !== undefined) return fail(index, event.type, innerProblem)
+        const data = JSON.stringify(event.data)
+        const metadata = JSON.stringify(mergeMetadata(options?.metadata, event.metadata))
+        const bytes = validate.utf8Length(data) + validate.utf8Length(metadata)
+        if (bytes > validate.maxEventBytes) {
+          return fail(index, event.type, `data and metadata take ${bytes} bytes, more than ${validate.maxEventBytes}`)
+        }
+        prepared.push({ eventId: id.id, type: event.type, schemaVersion, data, metadata })
+      }
+      return Effect.succeed<PreparedAppend>({
+        stream: name,
+        category: StreamName.category(name),
+        expected,
+        events: prepared
+      })
+    })
+  )
+
+/**
+ * A stored event found by one of an append's event ids, as an adapter reads it back to decide idempotency.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export interface StoredEvent {
+  readonly eventId: string
+  readonly stream: string
+  readonly streamVersion: number
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: unknown
+  readonly position: bigint
+  readonly transactionId: bigint
+  /** How many events the transaction that stored this one wrote to its stream: the original batch's size. */
+  readonly batchSize: number
+}
+
+/**
+ * Decides a retried append: when the events stored under the batch's ids are exactly this batch (same stream, types,
+ * schema versions, data, consecutive versions in the same order, all of what that append wrote) it returns the first
+ * append's result, otherwise an {@link EventIdConflict}. Metadata is not compared: a retry may carry other headers.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const replayAppend = (
+  prepared: PreparedAppend,
+  stored: ReadonlyArray<StoredEvent>
+): Effect.Effect<AppendResult, EventIdConflict> => {
+  const byId = new Map(stored.map((event) => [event.eventId.toLowerCase(), event]))
+  const conflict = (eventId: string, reason: string) =>
+    Effect.fail(new EventIdConflict({ stream: prepared.stream, eventId, reason }))
+  const missing = prepared.events.find((event) => !byId.has(event.eventId))
+  if (missing !== undefined) {
+    const found = prepared.events.find((event) => byId.has(event.eventId))!
+    return conflict(found.eventId, `it is stored, but event ${missing.eventId} of the same batch is not`)
+  }
+  const first = byId.get(prepared.events[0]!.eventId)!
+  if (first.batchSize !== prepared.events.length) {
+    return conflict(
+      first.eventId,
+      `it was stored by an append of ${first.batchSize} events, not ${prepared.events.length}`
+    )
+  }
+  const positions: Array<bigint> = []
+  for (let index = 0; index < prepared.events.length; index++) {
+    const event = prepared.events[index]!
+    const found = byId.get(event.eventId)!
+    if (found.stream !== prepared.stream) return conflict(event.eventId, `it is stored on stream '${found.stream}'`)
+    if (found.streamVersion !== first.streamVersion + index || found.transactionId !== first.transactionId) {
+      return conflict(event.eventId, "it is stored in another place of another batch")
+    }
+    if (found.type !== event.type || found.schemaVersion !== event.schemaVersion) {
+      return conflict(event.eventId, `it is stored as ${found.type} v${found.schemaVersion}`)
+    }
+    if (!validate.jsonEquals(found.data, JSON.parse(event.data))) {
+      return conflict(event.eventId, "it is stored with other data")
+    }
+    positions.push(found.position)
+  }
+  return Effect.succeed({
+    stream: prepared.stream,
+    version: first.streamVersion + prepared.events.length - 1,
+    positions
+  })
+}
+
+/**
+ * The page size and limit of a read, normalised: `batchSize` at least 1, `limit` `Infinity` when absent.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const readBounds = (options?: {
+  readonly limit?: number | undefined
+  readonly batchSize?: number | undefined
+}): { readonly limit: number; readonly batchSize: number } => ({
+  limit: options?.limit === undefined ? Infinity : Math.max(0, Math.floor(options.limit)),
+  batchSize: Math.max(1, Math.floor(options?.batchSize ?? defaultBatchSize))
+})
+
+interface MemoryRow {
+  readonly position: bigint
+  readonly transactionId: bigint
+  readonly stream: StreamName.StreamName
+  readonly category: string
+  readonly streamVersion: number
+  readonly eventId: string
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: string
+  readonly metadata: string
+  readonly recordedAt: DateTime.Utc
+}
+
+const toRecorded = (row: MemoryRow): RecordedEvent => ({
+  position: row.position,
+  transactionId: row.transactionId,
+  stream: row.stream,
+  category: row.category,
+  streamVersion: row.streamVersion,
+  eventId: row.eventId,
+  type: row.type,
+  schemaVersion: row.schemaVersion,
+  data: JSON.parse(row.data),
+  metadata: JSON.parse(row.metadata),
+  recordedAt: row.recordedAt
+})
+
+/** The index of the first row whose position is greater than `after` (rows sorted by position). */
+const firstAfter = (rows: ReadonlyArray<MemoryRow>, after: bigint): number => {
+  let low = 0
+  let high = rows.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (rows[mid]!.position <= after) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
+/**
+ * Pages through position-ordered rows: each page is at most `batchSize` rows after the last one emitted.
+ */
+const pageLog = (
+  page: (after: bigint, size: number) => ReadonlyArray<MemoryRow>,
+  options?: ReadLogOptions
+): Stream.Stream<RecordedEvent> => {
+  const { batchSize, limit } = readBounds(options)
+  return Stream.paginate({ after: options?.after ?? 0n, remaining: limit }, (state) =>
+    Effect.sync(() => {
+      if (state.remaining <= 0) return [[], Option.none()] as const
+      const size = Math.min(batchSize, state.remaining)
+      const rows = page(state.after, size)
+      const next =
+        rows.length < size
+          ? Option.none()
+          : Option.some({ after: rows[rows.length - 1]!.position, remaining: state.remaining - rows.length })
+      return [rows.map(toRecorded), next] as const
+    })
+  )
+}
+
+/**
+ * Builds an in-memory event store with the same semantics as the Postgres adapter: the same validation, atomic
+ * appends checked against the expectation, increasing positions, one transaction id per append, `recordedAt` from
+ * `Clock`, idempotent re-appends and {@link EventIdConflict}. For unit tests and prototypes; nothing is persisted.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() => {
+  const log: Array<MemoryRow> = []
+  const streams = new Map<string, Array<MemoryRow>>()
+  const categories = new Map<string, Array<MemoryRow>>()
+  const ids = new Map<string, MemoryRow>()
+  const transactions = new Map<bigint, number>()
+  let lastTransaction = 0n
+
+  const append = Effect.fn("EventStore.memory.append")(function* (
+    stream: string,
+    events: ReadonlyArray<NewEvent>,
+    options?: AppendOptions
+  ) {
+    const prepared = yield* prepareAppend(stream, events, options)
+    const millis = yield* Clock.currentTimeMillis
+    const rows = streams.get(prepared.stream) ?? []
+    const stored = prepared.events.flatMap((event) => {
+      const row = ids.get(event.eventId)
+      if (row === undefined) return []
+      const batchSize = transactions.get(row.transactionId) ?? 0
+      return [{ ...row, data: JSON.parse(row.data) as unknown, batchSize }]
+    })
+    if (stored.length > 0) return yield* replayAppend(prepared, stored)
+    const actual = rows.length
+    if (!ExpectedVersion.matches(prepared.expected, actual)) {
+      return yield* new WrongExpectedVersion({ stream: prepared.stream, expected: prepared.expected, actual })
+    }
+    if (prepared.events.length === 0) return { stream: prepared.stream, version: actual, positions: [] }
+    const recordedAt = DateTime.makeUnsafe(millis)
+    lastTransaction += 1n
+    transactions.set(lastTransaction, prepared.events.length)
+    const categoryRows = categories.get(prepared.category) ?? []
+    const positions = prepared.events.map((event, index) => {
+      const row: MemoryRow = {
+        position: BigInt(log.length + 1),
+        transactionId: lastTransaction,
+        stream: prepared.stream,
+        category: prepared.category,
+        streamVersion: actual + index + 1,
+        eventId: event.eventId,
+        type: event.type,
+        schemaVersion: event.schemaVersion,
+        data: event.data,
+        metadata: event.metadata,
+        recordedAt
+      }
+      log.push(row)
+      rows.push(row)
+      categoryRows.push(row)
+      ids.set(row.eventId, row)
+      return row.position
+    })
+    streams.set(prepared.stream, rows)
+    categories.set(prepared.category, categoryRows)
+    return { stream: prepared.stream, version: rows.length, positions }
+  })
+
+  const readStream = (
+    stream: string,
+    options?: ReadStreamOptions
+  ): Stream.Stream<RecordedEvent, StreamName.InvalidStreamName> =>
+    Stream.unwrap(
+      Effect.map(StreamName.parse(stream), (name) => {
+        const { batchSize, limit } = readBounds(options)
+        const backward = options?.direction === "backward"
+        const rowsOf = () => streams.get(name) ?? []
+        return Stream.paginate({ from: options?.from, remaining: limit }, (state) =>
+          Effect.sync(() => {
+            const rows = rowsOf()
+            const from = state.from ?? (backward ? rows.length : 1)
+            if (state.remaining <= 0) return [[], Option.none()] as const
+            const size = Math.min(batchSize, state.remaining)
+            const page = backward
+              ? rows
+                  .slice(Math.max(0, Math.min(from, rows.length) - size), Math.max(0, Math.min(from, rows.length)))
+                  .toReversed()
+              : rows.slice(Math.max(0, from - 1), Math.max(0, from - 1) + size)
+            const last = page[page.length - 1]
+            const next =
+              page.length < size || last === undefined
+                ? Option.none()
+                : Option.some({
+                    from: backward ? last.streamVersion - 1 : last.streamVersion + 1,
+                    remaining: state.remaining - page.length
+                  })
+            return [page.map(toRecorded), next] as const
+          })
+        )
+      })
+    )
+
+  const readCategories = (names: ReadonlyArray<string>, options?: ReadLogOptions): Stream.Stream<RecordedEvent> => {
+    const unique = [...new Set(names)]
+    return pageLog((after, size) => {
+      const merged: Array<MemoryRow> = []
+      for (const name of unique) {
+        const rows = categories.get(name) ?? []
+        const start = firstAfter(rows, after)
+        for (let i = start; i < rows.length && i < start + size; i++) merged.push(rows[i]!)
+      }
+      merged.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0))
+      return merged.slice(0, size)
+    }, options)
+  }
+
+  const readAll = (options?: ReadLogOptions): Stream.Stream<RecordedEvent> =>
+    pageLog((after, size) => log.slice(firstAfter(log, after), firstAfter(log, after) + size), options)
+
+  const streamVersion = Effect.fn("EventStore.memory.streamVersion")(function* (stream: string) {
+    const name = yield* StreamName.parse(stream)
+    return streams.get(name)?.length ?? 0
+  })
+
+  return EventStore.of({ append, readStream, readCategories, readAll, streamVersion })
+})
+
+/**
+ * An in-memory {@link EventStore}: see {@link makeMemory}. Each build of the layer starts empty.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)

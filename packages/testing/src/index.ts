@@ -4,3 +4,4 @@
 export * as DeciderSpec from "./DeciderSpec.ts"
 export * as SubscriptionsSuite from "./SubscriptionsSuite.ts"
 export * as TestDatabase from "./TestDatabase.ts"
+export * as EventStoreContract from "./EventStoreContract.ts"

@@ -1,0 +1,295 @@
+/**
+ * The Postgres adapter of the `EventStore` port, on `effect/sql`: one statement and one round trip per append, for
+ * any number of events, with every expected version checked atomically in that statement.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { EventStore, ExpectedVersion, StreamName } from "@evently/store"
+import type * as Config from "effect/Config"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Migrator from "effect/sql/Migrator"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlError from "effect/sql/SqlError"
+import * as Stream from "effect/Stream"
+import * as Append from "./internal/append.ts"
+import * as PgConfig from "./PgConfig.ts"
+import * as PgSchema from "./PgSchema.ts"
+
+/**
+ * Options of the Postgres event store. `notify` (default `true`): each append also runs
+ * `pg_notify(<events table name>, <category>)` once, delivered when its transaction commits, which is what
+ * subscriptions LISTEN for.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly notify?: boolean | undefined
+}
+
+interface AppendRow {
+  readonly duplicate: boolean
+  readonly version: number | null
+  readonly actual: number
+  readonly positions: ReadonlyArray<bigint>
+}
+
+/**
+ * Column list of every read: aliases without underscores, so a client's result-name transform cannot rename them.
+ * Reads first pick a page of positions (an index-only walk), then join the page's rows: the `data::text` projection
+ * then runs on the page's rows only, never on rows a sort would discard.
+ */
+const columns = (sql: SqlClient.SqlClient) =>
+  sql.literal(`position, transaction_id::text as txid, stream, category,
+  stream_version::int4 as version, event_id::text as eventid, event_type as type, schema_version as schemaversion,
+  data::text as data, metadata::text as metadata, recorded_at as recordedat`)
+
+interface EventRow {
+  readonly position: bigint
+  readonly txid: string
+  readonly stream: string
+  readonly category: string
+  readonly version: number
+  readonly eventid: string
+  readonly type: string
+  readonly schemaversion: number
+  readonly data: string
+  readonly metadata: string
+  readonly recordedat: Date
+}
+
+const toRecorded = (row: EventRow): EventStore.RecordedEvent => ({
+  position: BigInt(row.position),
+  transactionId: BigInt(row.txid),
+  stream: row.stream as StreamName.StreamName,
+  category: row.category,
+  streamVersion: row.version,
+  eventId: row.eventid,
+  type: row.type,
+  schemaVersion: row.schemaversion,
+  data: JSON.parse(row.data),
+  metadata: JSON.parse(row.metadata),
+  recordedAt: DateTime.fromDateUnsafe(row.recordedat)
+})
+
+const storeError = (operation: string) => (cause: SqlError.SqlError) => new EventStore.StoreError({ operation, cause })
+
+/** Keyset paging: each page starts after the last row of the previous one, so memory stays one page. */
+const page = <S>(
+  operation: string,
+  start: S,
+  limit: number,
+  batchSize: number,
+  query: (state: S, size: number) => Effect.Effect<ReadonlyArray<EventRow>, SqlError.SqlError>,
+  next: (last: EventRow) => S
+): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> =>
+  Stream.paginate({ state: start, remaining: limit }, ({ remaining, state }) => {
+    if (remaining <= 0) return Effect.succeed([[], Option.none()] as const)
+    const size = Math.min(batchSize, remaining)
+    return Effect.map(query(state, size), (rows) => {
+      const last = rows[rows.length - 1]
+      const more =
+        rows.length < size || last === undefined
+          ? Option.none()
+          : Option.some({ state: next(last), remaining: remaining - rows.length })
+      return [rows.map(toRecorded), more] as const
+    }).pipe(Effect.mapError(storeError(operation)))
+  })
+
+/**
+ * Builds the Postgres event store on the ambient `SqlClient`: an append inside a caller's `sql.withTransaction`
+ * joins that transaction. Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function* (options: Options = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const tables = yield* PgSchema.Tables
+  const notify = options.notify ?? true
+
+  const currentVersion = (stream: string) =>
+    Effect.map(
+      sql<{
+        readonly version: number
+      }>`select version::int4 as version from ${sql(tables.streams)} where stream = ${stream}::text`,
+      (rows) => rows[0]?.version ?? 0
+    )
+
+  /** The stored events carrying the batch's ids, with the size of the append that stored each. */
+  const storedWithIds = (prepared: EventStore.PreparedAppend) =>
+    Effect.map(
+      sql<EventRow & { readonly batch: number }>`
+        select ${columns(sql)},
+          (select count(*)::int4 from ${sql(tables.events)} b
+            where b.stream = e.stream and b.transaction_id = e.transaction_id) as batch
+        from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
+        join ${sql(tables.events)} e on e.event_id = i.id`,
+      (rows): ReadonlyArray<EventStore.StoredEvent> => rows.map((row) => ({ ...toRecorded(row), batchSize: row.batch }))
+    ).pipe(Effect.mapError(storeError("append (idempotency check)")))
+
+  const append = Effect.fn("PgEventStore.append")(function* (
+    stream: string,
+    events: ReadonlyArray<EventStore.NewEvent>,
+    appendOptions?: EventStore.AppendOptions
+  ) {
+    const prepared = yield* EventStore.prepareAppend(stream, events, appendOptions)
+    if (prepared.events.length === 0) {
+      const actual = yield* Effect.mapError(currentVersion(prepared.stream), storeError("append"))
+      if (!ExpectedVersion.matches(prepared.expected, actual)) {
+        return yield* new EventStore.WrongExpectedVersion({
+          stream: prepared.stream,
+          expected: prepared.expected,
+          actual
+        })
+      }
+      return { stream: prepared.stream, version: actual, positions: [] }
+    }
+    const recordedAt = new Date(yield* Clock.currentTimeMillis)
+    const outcome = yield* Append.statement(
+      sql,
+      tables,
+      Append.parameters(prepared, recordedAt, tables.events, notify)
+    ).pipe(
+      Effect.map((rows): AppendRow | "duplicate" => {
+        const row = rows[0]!
+        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [] }
+      }),
+      // Two concurrent appends of the same new event ids: the loser's insert hits the unique index.
+      Effect.catchReason("SqlError", "UniqueViolation", (reason, error) =>
+        reason.constraint === `${tables.events}_event_id_key`
+          ? Effect.succeed("duplicate" as const)
+          : Effect.fail(error)
+      ),
+      Effect.mapError(storeError("append"))
+    )
+    if (outcome === "duplicate") return yield* EventStore.replayAppend(prepared, yield* storedWithIds(prepared))
+    if (outcome.version !== null) {
+      return { stream: prepared.stream, version: outcome.version, positions: outcome.positions }
+    }
+    if (!ExpectedVersion.matches(prepared.expected, outcome.actual)) {
+      return yield* new EventStore.WrongExpectedVersion({
+        stream: prepared.stream,
+        expected: prepared.expected,
+        actual: outcome.actual
+      })
+    }
+    // The statement's snapshot predates the writer that beat us (it committed while we waited for the stream row's
+    // lock), so the version it saw still meets the expectation. That writer may have been a concurrent retry of this
+    // very batch (then this is an idempotent success); otherwise a fresh read gives the actual version.
+    const stored = yield* storedWithIds(prepared)
+    if (stored.length > 0) return yield* EventStore.replayAppend(prepared, stored)
+    const actual = yield* Effect.mapError(currentVersion(prepared.stream), storeError("append"))
+    return yield* new EventStore.WrongExpectedVersion({ stream: prepared.stream, expected: prepared.expected, actual })
+  })
+
+  const readStream = (
+    stream: string,
+    readOptions?: EventStore.ReadStreamOptions
+  ): Stream.Stream<EventStore.RecordedEvent, StreamName.InvalidStreamName | EventStore.StoreError> =>
+    Stream.unwrap(
+      Effect.map(StreamName.parse(stream), (name) => {
+        const { batchSize, limit } = EventStore.readBounds(readOptions)
+        const backward = readOptions?.direction === "backward"
+        const from = readOptions?.from ?? (backward ? 2_147_483_647 : 1)
+        return page(
+          "readStream",
+          Math.max(-1, Math.min(from, 2_147_483_647)),
+          limit,
+          batchSize,
+          (version, size) =>
+            backward
+              ? sql<EventRow>`select ${columns(sql)} from (
+                    select position from ${sql(tables.events)}
+                    where stream = ${name}::text and stream_version <= ${version}::int8
+                    order by stream_version desc limit ${size}::int4
+                  ) k join ${sql(tables.events)} e using (position)
+                  order by stream_version desc`
+              : sql<EventRow>`select ${columns(sql)} from (
+                    select position from ${sql(tables.events)}
+                    where stream = ${name}::text and stream_version >= ${version}::int8
+                    order by stream_version limit ${size}::int4
+                  ) k join ${sql(tables.events)} e using (position)
+                  order by stream_version`,
+          (last) => (backward ? last.version - 1 : last.version + 1)
+        )
+      })
+    )
+
+  const readCategories = (
+    categories: ReadonlyArray<string>,
+    readOptions?: EventStore.ReadLogOptions
+  ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> => {
+    const names = [...new Set(categories)]
+    if (names.length === 0) return Stream.empty
+    const { batchSize, limit } = EventStore.readBounds(readOptions)
+    return page(
+      "readCategories",
+      readOptions?.after ?? 0n,
+      limit,
+      batchSize,
+      (after, size) => sql<EventRow>`select ${columns(sql)} from (
+          select k.position from unnest(${names}::text[]) as c (name)
+          cross join lateral (
+            select position from ${sql(tables.events)}
+            where category = c.name and position > ${after}::int8
+            order by position limit ${size}::int4
+          ) k
+          order by k.position limit ${size}::int4
+        ) k join ${sql(tables.events)} e using (position)
+        order by position`,
+      (last) => BigInt(last.position)
+    )
+  }
+
+  const readAll = (
+    readOptions?: EventStore.ReadLogOptions
+  ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> => {
+    const { batchSize, limit } = EventStore.readBounds(readOptions)
+    return page(
+      "readAll",
+      readOptions?.after ?? 0n,
+      limit,
+      batchSize,
+      (after, size) => sql<EventRow>`select ${columns(sql)} from (
+          select position from ${sql(tables.events)}
+          where position > ${after}::int8 order by position limit ${size}::int4
+        ) k join ${sql(tables.events)} e using (position)
+        order by position`,
+      (last) => BigInt(last.position)
+    )
+  }
+
+  const streamVersion = Effect.fn("PgEventStore.streamVersion")(function* (stream: string) {
+    const name = yield* StreamName.parse(stream)
+    return yield* Effect.mapError(currentVersion(name), storeError("streamVersion"))
+  })
+
+  return EventStore.EventStore.of({ append, readStream, readCategories, readAll, streamVersion })
+})
+
+/**
+ * The Postgres event store on the `SqlClient` in context (see {@link make}); it does not run migrations.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<EventStore.EventStore, never, SqlClient.SqlClient> =>
+  Layer.effect(EventStore.EventStore, make(options))
+
+/**
+ * The Postgres event store with its own connection pool to the server named by `DATABASE_URL` / `PG*` (see
+ * `PgConfig.url`); runs the migrations when it is built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Options = {}
+): Layer.Layer<EventStore.EventStore, Config.ConfigError | SqlError.SqlError | Migrator.MigrationError> =>
+  layer(options).pipe(Layer.provide(PgSchema.layerMigrate), Layer.provide(PgClient.layerConfig({ url: PgConfig.url })))

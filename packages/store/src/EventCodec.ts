@@ -1,0 +1,258 @@
+/**
+ * Typed events over the JSON event store: a codec built from a Schema union of tagged events (`_tag` is the stored
+ * `event_type`, the other fields the stored `data`), with upcasters for older schema versions, and a typed view of
+ * an `EventStore` that encodes on append and decodes on read.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as EventStore from "./EventStore.ts"
+import type * as StreamName from "./StreamName.ts"
+
+/**
+ * A stored event that does not decode with the codec (unknown type, a schema version the codec cannot upcast, data
+ * that does not match the Schema). `issue` is the Schema's description of what is wrong.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EventDecodeError extends Schema.TaggedError<EventDecodeError>("@evently/store/EventDecodeError")(
+  "EventDecodeError",
+  {
+    position: Schema.BigInt,
+    stream: Schema.String,
+    type: Schema.String,
+    schemaVersion: Schema.Int,
+    issue: Schema.String
+  }
+) {
+  override get message(): string {
+    return `Event at position ${this.position} on stream '${this.stream}' (${this.type} v${this.schemaVersion}) does not decode: ${this.issue}`
+  }
+}
+
+/**
+ * Turns the data stored at one schema version of a type into the (encoded) data of the next version. A Schema
+ * transformation: its `Encoded` side is the old shape, its `Type` the next version's encoded shape.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Upcaster = Schema.Decoder<unknown>
+
+/**
+ * Per event type: its current schema version (default 1), and upcasters keyed by the version they read
+ * (`{ Renamed: { 1: v1ToV2, 2: v2ToV3 } }`); a row written at version `n` runs the upcasters `n`, `n + 1`, … up to
+ * the current version, then decodes with the union.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Tag extends string> {
+  readonly versions?: { readonly [K in Tag]?: number } | undefined
+  readonly upcasters?: { readonly [K in Tag]?: { readonly [version: number]: Upcaster } } | undefined
+}
+
+/**
+ * The event as the store keeps it: type, schema version and JSON data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Encoded {
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: unknown
+}
+
+/**
+ * A codec between a union of tagged events and stored rows.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventCodec<A extends { readonly _tag: string }> {
+  readonly schema: Schema.Codec<A, { readonly _tag: string }>
+  /** The current schema version of an event type. */
+  readonly versionOf: (type: string) => number
+  readonly encode: (event: A) => Effect.Effect<Encoded, Schema.SchemaError>
+  readonly decode: (recorded: EventStore.RecordedEvent) => Effect.Effect<A, EventDecodeError>
+}
+
+/**
+ * Builds a codec from a Schema union of tagged events (for example `Schema.TaggedUnion({...})` or a
+ * `Schema.Union` of `Schema.TaggedStruct`s / `Schema.TaggedClass`es).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A extends { readonly _tag: string }, I extends { readonly _tag: string }>(
+  schema: Schema.Codec<A, I>,
+  options: Options<A["_tag"]> = {}
+): EventCodec<A> => {
+  const versions: Readonly<Record<string, number | undefined>> = options.versions ?? {}
+  const upcasters: Readonly<Record<string, Readonly<Record<number, Upcaster>> | undefined>> = options.upcasters ?? {}
+  const versionOf = (type: string): number => versions[type] ?? 1
+  const encodeSchema = Schema.encodeEffect(schema)
+  const decodeSchema = Schema.decodeUnknownEffect(schema)
+
+  const encode = (event: A): Effect.Effect<Encoded, Schema.SchemaError> =>
+    Effect.map(encodeSchema(event), (encoded) => {
+      const { _tag, ...data } = encoded
+      return { type: _tag, schemaVersion: versionOf(_tag), data }
+    })
+
+  const decode = Effect.fnUntraced(function* (recorded: EventStore.RecordedEvent) {
+    const fail = (issue: string) =>
+      new EventDecodeError({
+        position: recorded.position,
+        stream: recorded.stream,
+        type: recorded.type,
+        schemaVersion: recorded.schemaVersion,
+        issue
+      })
+    const current = versionOf(recorded.type)
+    if (recorded.schemaVersion > current) {
+      return yield* fail(`the codec knows schema versions up to ${current} of this type`)
+    }
+    let data = recorded.data
+    for (let version = recorded.schemaVersion; version < current; version++) {
+      const upcaster = upcasters[recorded.type]?.[version]
+      if (upcaster === undefined) return yield* fail(`no upcaster from schema version ${version} to ${version + 1}`)
+      data = yield* Effect.mapError(Schema.decodeUnknownEffect(upcaster)(data), (error) =>
+        fail(`upcasting from schema version ${version}: ${error.message}`)
+      )
+    }
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      return yield* fail("the data is not an object")
+    }
+    return yield* Effect.mapError(decodeSchema({ ...data, _tag: recorded.type }), (error) => fail(error.message))
+  })
+
+  return { schema, versionOf, encode, decode }
+}
+
+/**
+ * A recorded event with its decoded domain event in place of the JSON `data`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypedRecordedEvent<A> extends Omit<EventStore.RecordedEvent, "data"> {
+  readonly event: A
+}
+
+/**
+ * A domain event to append, with an optional event id (for idempotent retries) and metadata.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypedNewEvent<A> {
+  readonly event: A
+  readonly eventId?: string | undefined
+  readonly metadata?: EventStore.Metadata | undefined
+}
+
+/**
+ * An `EventStore` seen through a codec: appends domain events, reads them decoded. A stored row that does not
+ * decode fails the read with an {@link EventDecodeError}; a domain event that does not encode fails the append with
+ * `InvalidEvent` (nothing written).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypedEventStore<A extends { readonly _tag: string }> {
+  readonly codec: EventCodec<A>
+  readonly append: (
+    stream: string,
+    events: ReadonlyArray<A | TypedNewEvent<A>>,
+    options?: EventStore.AppendOptions
+  ) => Effect.Effect<EventStore.AppendResult, EventStore.AppendError>
+  readonly readStream: (
+    stream: string,
+    options?: EventStore.ReadStreamOptions
+  ) => Stream.Stream<TypedRecordedEvent<A>, StreamName.InvalidStreamName | EventStore.StoreError | EventDecodeError>
+  readonly readCategories: (
+    categories: ReadonlyArray<string>,
+    options?: EventStore.ReadLogOptions
+  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.StoreError | EventDecodeError>
+  readonly readAll: (
+    options?: EventStore.ReadLogOptions
+  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.StoreError | EventDecodeError>
+  readonly streamVersion: (
+    stream: string
+  ) => Effect.Effect<number, StreamName.InvalidStreamName | EventStore.StoreError>
+}
+
+const isWrapped = <A>(input: A | TypedNewEvent<A>): input is TypedNewEvent<A> =>
+  typeof input === "object" && input !== null && !("_tag" in input) && "event" in input
+
+/**
+ * Views a store through a codec.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const typed = <A extends { readonly _tag: string }>(
+  store: EventStore.EventStore["Service"],
+  codec: EventCodec<A>
+): TypedEventStore<A> => {
+  const decodeRecorded = (recorded: EventStore.RecordedEvent) =>
+    Effect.map(codec.decode(recorded), (event): TypedRecordedEvent<A> => {
+      const { data: _data, ...rest } = recorded
+      return { ...rest, event }
+    })
+
+  const append = Effect.fn("EventCodec.append")(function* (
+    stream: string,
+    events: ReadonlyArray<A | TypedNewEvent<A>>,
+    options?: EventStore.AppendOptions
+  ) {
+    const encoded = yield* Effect.forEach(events, (input, index) => {
+      const wrapped = isWrapped(input) ? input : { event: input }
+      return codec.encode(wrapped.event).pipe(
+        Effect.map((e): EventStore.NewEvent => ({
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          data: e.data,
+          eventId: wrapped.eventId,
+          metadata: wrapped.metadata
+        })),
+        Effect.mapError(
+          (error) =>
+            new EventStore.InvalidEvent({
+              stream,
+              index,
+              type: String(wrapped.event._tag),
+              reason: `it does not encode: ${error.message}`
+            })
+        )
+      )
+    })
+    return yield* store.append(stream, encoded, options)
+  })
+
+  return {
+    codec,
+    append,
+    readStream: (stream, options) => Stream.mapEffect(store.readStream(stream, options), decodeRecorded),
+    readCategories: (categories, options) =>
+      Stream.mapEffect(store.readCategories(categories, options), decodeRecorded),
+    readAll: (options) => Stream.mapEffect(store.readAll(options), decodeRecorded),
+    streamVersion: store.streamVersion
+  }
+}
+
+/**
+ * The `EventStore` in context, viewed through a codec.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const typedStore = <A extends { readonly _tag: string }>(
+  codec: EventCodec<A>
+): Effect.Effect<TypedEventStore<A>, never, EventStore.EventStore> =>
+  Effect.map(EventStore.EventStore, (store) => typed(store, codec))

@@ -1,0 +1,4 @@
+import { EventStore } from "@evently/store"
+import { EventStoreContract } from "@evently/testing"
+
+EventStoreContract.suite("EventStore.layerMemory", EventStore.layerMemory)
