@@ -122,6 +122,18 @@ const subscriptions = Effect.gen(function* () {
   yield* sql`create index ${sql(`${t.parked}_subscription_idx`)} on ${sql(t.parked)} (subscription, id)`
 })
 
+const snapshots = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* Tables
+  yield* sql`create table ${sql(t.snapshots)} (
+    stream text primary key,
+    version bigint not null check (version > 0),
+    schema_version integer not null,
+    state jsonb not null,
+    created_at timestamptz not null default now()
+  )`
+})
+
 /**
  * Every migration of evently's Postgres schema, in order. Later features add entries; ids never change.
  *
@@ -130,7 +142,8 @@ const subscriptions = Effect.gen(function* () {
  */
 export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
   "0001_events_and_streams": eventsAndStreams,
-  "0002_subscriptions": subscriptions
+  "0002_subscriptions": subscriptions,
+  "0003_snapshots": snapshots
 }
 
 /**

@@ -1,0 +1,476 @@
+/**
+ * Runs a decider against a stream: load the state (from a snapshot when there is one), `decide` (pure), append the
+ * events with the exact version that was read, and on a stale version reload and decide again as the `RetryPolicy`
+ * allows. Users never write the load-decide-append-retry loop, and never lose an update.
+ *
+ * @since 0.1.0
+ */
+import type { Decider } from "@evently/machine"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as Correlation from "./Correlation.ts"
+import * as EventCodec from "./EventCodec.ts"
+import * as EventStore from "./EventStore.ts"
+import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Uuid from "./internal/uuid.ts"
+import * as RetryPolicy from "./RetryPolicy.ts"
+import * as SnapshotPolicy from "./SnapshotPolicy.ts"
+import * as Snapshots from "./Snapshots.ts"
+import * as StreamName from "./StreamName.ts"
+
+/**
+ * Every attempt found the stream changed since it was read, and the retry policy allows no more: nothing of this
+ * command was written. `attempts` counts the reads-decides-appends made.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConcurrencyRetriesExhausted extends Schema.TaggedError<ConcurrencyRetriesExhausted>(
+  "@evently/store/ConcurrencyRetriesExhausted"
+)("ConcurrencyRetriesExhausted", {
+  stream: Schema.String,
+  attempts: Schema.Int,
+  expected: Schema.Int,
+  actual: Schema.Int
+}) {
+  override get message(): string {
+    return (
+      `Stream '${this.stream}' changed under the command on each of ${this.attempts} attempts ` +
+      `(last: read at version ${this.expected}, found ${this.actual}); nothing was written`
+    )
+  }
+}
+
+/**
+ * How to snapshot a handler's state: the Schema that encodes it as JSON, a `schemaVersion` to bump when that
+ * encoding changes (snapshots of another version are ignored), and an optional policy (else the `SnapshotPolicy`
+ * in context).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SnapshotOptions<State, Encoded> {
+  readonly schema: Schema.Codec<State, Encoded>
+  readonly schemaVersion?: number | undefined
+  readonly policy?: SnapshotPolicy.Policy<State> | undefined
+}
+
+/**
+ * What a handler is built from: a decider (a machine is one, and `Machine.decider(machine, decide)` makes one for
+ * commands), the codec of its events, and optionally snapshots.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Command, Event extends { readonly _tag: string }, State, Error, Encoded = unknown> {
+  readonly decider: Decider.Decider<Command, Event, State, Error>
+  readonly codec: EventCodec.EventCodec<Event>
+  readonly snapshot?: SnapshotOptions<State, Encoded> | undefined
+}
+
+/**
+ * Options of one command: `commandId` makes it idempotent on its stream (the same id again appends nothing and
+ * returns the first result) and is the events' causation id; `headers` go into every event's metadata.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HandleOptions {
+  readonly commandId?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * A stream's state as a handler loads it: its `version`, the folded `state`, the version of the snapshot it
+ * started from (0 when none) and how many events it read after it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Loaded<State> {
+  readonly stream: StreamName.StreamName
+  readonly version: number
+  readonly state: State
+  readonly snapshotVersion: number
+  readonly eventsRead: number
+}
+
+/**
+ * The outcome of a command: the stream's `version` after it, the `events` it produced (empty when the decider had
+ * nothing to do), their global `positions`, the `state` after them, the `attempts` made, and `duplicate` when the
+ * command id had already been handled (then everything describes the first handling).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handled<Event, State> {
+  readonly stream: StreamName.StreamName
+  readonly version: number
+  readonly events: ReadonlyArray<Event>
+  readonly positions: ReadonlyArray<bigint>
+  readonly state: State
+  readonly attempts: number
+  readonly duplicate: boolean
+}
+
+/**
+ * The errors of loading a stream.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type LoadError = StreamName.InvalidStreamName | EventStore.StoreError | EventCodec.EventDecodeError
+
+/**
+ * The errors of handling a command besides the decider's own refusal.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type HandleError = LoadError | ConcurrencyRetriesExhausted | EventStore.EventIdConflict | EventStore.InvalidEvent
+
+/**
+ * A command handler for one decider.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CommandHandler<Command, Event, State, Error> {
+  /**
+   * Handles a command on a stream: load, decide, append with the version read, retry on a stale version. A refusal
+   * by the decider fails with its error and writes nothing.
+   */
+  readonly handle: (
+    stream: string,
+    command: Command,
+    options?: HandleOptions
+  ) => Effect.Effect<Handled<Event, State>, Error | HandleError>
+  /** Loads a stream's current state (from the newest usable snapshot, then the events after it). */
+  readonly load: (stream: string) => Effect.Effect<Loaded<State>, LoadError>
+}
+
+/**
+ * The namespace of the event ids a handler derives from command ids (a random UUID, fixed forever).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const eventIdNamespace = "6f1d8a52-2c4e-4f0b-9a67-3f5c1e0d7b21"
+
+/**
+ * The id of the `index`-th event a command produces on a stream: a name-based UUID (version 5) of the stream, the
+ * command id and the index, so handling the same command again proposes the same ids and the store's idempotency
+ * appends it once.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const eventId = (stream: string, commandId: string, index: number): string =>
+  Uuid.v5(eventIdNamespace, `${stream}\u0000${commandId}\u0000${index}`)
+
+const isWrongExpectedVersion = (error: unknown): error is EventStore.WrongExpectedVersion =>
+  error instanceof EventStore.WrongExpectedVersion
+
+const isEventIdConflict = (error: unknown): error is EventStore.EventIdConflict =>
+  error instanceof EventStore.EventIdConflict
+
+const isHandleError = (error: unknown): boolean =>
+  error instanceof StreamName.InvalidStreamName ||
+  error instanceof EventStore.StoreError ||
+  error instanceof EventCodec.EventDecodeError ||
+  error instanceof EventStore.EventIdConflict ||
+  error instanceof EventStore.InvalidEvent
+
+const commandTag = (command: unknown): string | undefined =>
+  typeof command === "object" && command !== null && "_tag" in command && typeof command._tag === "string"
+    ? command._tag
+    : undefined
+
+const outcomeOf = <A extends { readonly duplicate: boolean; readonly events: ReadonlyArray<unknown> }>(
+  exit: Exit.Exit<A, unknown>
+): string => {
+  if (Exit.isSuccess(exit)) {
+    return exit.value.duplicate ? "duplicate" : exit.value.events.length === 0 ? "unchanged" : "appended"
+  }
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isNone(error)) return "defect"
+  if (error.value instanceof ConcurrencyRetriesExhausted) return "exhausted"
+  return isHandleError(error.value) ? "failed" : "refused"
+}
+
+/** The events a command id produced, as found in a stream. */
+interface Found<Event> {
+  readonly version: number
+  readonly events: Array<Event>
+  readonly positions: Array<bigint>
+}
+
+/**
+ * Builds a command handler on the `EventStore` in context (and the `Snapshots` service when the options ask for
+ * snapshots). `RetryPolicy`, `SnapshotPolicy` and `Correlation` are read on each command, so a layer or
+ * `Effect.provideService` around a call changes them for that call.
+ *
+ * ```ts
+ * const tasks = yield* CommandHandler.make({ decider: Machine.decider(TaskMachine, decide), codec })
+ * const { version, state } = yield* tasks.handle("task-1", { _tag: "Create", description: "Ship it" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export function make<Command, Event extends { readonly _tag: string }, State, Error, Encoded>(
+  options: Options<Command, Event, State, Error, Encoded> & { readonly snapshot: SnapshotOptions<State, Encoded> }
+): Effect.Effect<CommandHandler<Command, Event, State, Error>, never, EventStore.EventStore | Snapshots.Snapshots>
+export function make<Command, Event extends { readonly _tag: string }, State, Error>(
+  options: Options<Command, Event, State, Error>
+): Effect.Effect<CommandHandler<Command, Event, State, Error>, never, EventStore.EventStore>
+export function make<Command, Event extends { readonly _tag: string }, State, Error, Encoded>(
+  options: Options<Command, Event, State, Error, Encoded>
+): Effect.Effect<CommandHandler<Command, Event, State, Error>, never, EventStore.EventStore | Snapshots.Snapshots> {
+  return Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const snapshotOptions = options.snapshot
+    const snapshots = snapshotOptions === undefined ? undefined : yield* Snapshots.Snapshots
+    const { decider, codec } = options
+    const typed = EventCodec.typed(store, codec)
+    const schemaVersion = snapshotOptions?.schemaVersion ?? 1
+    const decodeState = snapshotOptions === undefined ? undefined : Schema.decodeUnknownEffect(snapshotOptions.schema)
+    const encodeState = snapshotOptions === undefined ? undefined : Schema.encodeEffect(snapshotOptions.schema)
+
+    /** The newest usable snapshot, or nothing (with a warning when one exists but cannot be used). */
+    const snapshotOf = Effect.fnUntraced(function* (stream: StreamName.StreamName) {
+      if (snapshots === undefined || decodeState === undefined) return Option.none<readonly [number, State]>()
+      const loaded = yield* snapshots
+        .load(stream)
+        .pipe(
+          Effect.catchCause((cause) =>
+            Effect.as(
+              Effect.logWarning(`Snapshot of '${stream}' could not be loaded; folding from the first event`, cause),
+              Option.none<Snapshots.Snapshot>()
+            )
+          )
+        )
+      if (Option.isNone(loaded)) return Option.none<readonly [number, State]>()
+      const snapshot = loaded.value
+      if (snapshot.schemaVersion !== schemaVersion) {
+        yield* Effect.logWarning(
+          `Snapshot of '${stream}' at version ${snapshot.version} has schema version ${snapshot.schemaVersion}, ` +
+            `not ${schemaVersion}; ignored, folding from the first event`
+        )
+        return Option.none<readonly [number, State]>()
+      }
+      return yield* decodeState(snapshot.state).pipe(
+        Effect.map((state) => Option.some([snapshot.version, state] as const)),
+        Effect.catchCause((cause) =>
+          Effect.as(
+            Effect.logWarning(
+              `Snapshot of '${stream}' at version ${snapshot.version} does not decode; ignored, folding from the first event`,
+              cause
+            ),
+            Option.none<readonly [number, State]>()
+          )
+        )
+      )
+    })
+
+    /** Loads a stream and collects the events a command id produced after the starting point. */
+    const loadStream = Effect.fnUntraced(function* (stream: StreamName.StreamName, commandId: string | undefined) {
+      const start = yield* snapshotOf(stream)
+      const [snapshotVersion, initial] = Option.getOrElse(start, () => [0, decider.initial] as const)
+      let state = initial
+      let version = snapshotVersion
+      let eventsRead = 0
+      let found: Found<Event> | undefined
+      yield* typed.readStream(stream, { from: snapshotVersion + 1 }).pipe(
+        Stream.runForEach((recorded) =>
+          Effect.sync(() => {
+            state = decider.evolve(state, recorded.event)
+            version = recorded.streamVersion
+            eventsRead++
+            if (commandId !== undefined && recorded.metadata.causationId === commandId) {
+              found ??= { version: 0, events: [], positions: [] }
+              found = {
+                version: recorded.streamVersion,
+                events: [...found.events, recorded.event],
+                positions: [...found.positions, recorded.position]
+              }
+            }
+          })
+        )
+      )
+      const loaded: Loaded<State> = { stream, version, state, snapshotVersion, eventsRead }
+      return { loaded, found }
+    })
+
+    /** The state after the stream's first `version` events, folded from the beginning. */
+    const stateAt = (stream: StreamName.StreamName, version: number) =>
+      typed.readStream(stream, { from: 1, limit: version }).pipe(
+        Stream.runFold(
+          () => decider.initial,
+          (state, recorded) => decider.evolve(state, recorded.event)
+        )
+      )
+
+    /** Searches the whole stream for the events a command id produced (when a snapshot hid them). */
+    const findCommand = Effect.fnUntraced(function* (stream: StreamName.StreamName, commandId: string) {
+      let found: Found<Event> | undefined
+      yield* typed.readStream(stream).pipe(
+        Stream.filter((recorded) => recorded.metadata.causationId === commandId),
+        Stream.runForEach((recorded) =>
+          Effect.sync(() => {
+            found ??= { version: 0, events: [], positions: [] }
+            found = {
+              version: recorded.streamVersion,
+              events: [...found.events, recorded.event],
+              positions: [...found.positions, recorded.position]
+            }
+          })
+        )
+      )
+      return found
+    })
+
+    const duplicateOf = (stream: StreamName.StreamName, found: Found<Event>, attempts: number) =>
+      Effect.map(stateAt(stream, found.version), (state): Handled<Event, State> => ({
+        stream,
+        version: found.version,
+        events: found.events,
+        positions: found.positions,
+        state,
+        attempts,
+        duplicate: true
+      }))
+
+    const saveSnapshot = (stream: StreamName.StreamName, loaded: Loaded<State>, version: number, state: State) => {
+      if (snapshots === undefined || encodeState === undefined) return Effect.void
+      return Effect.gen(function* () {
+        const policy = snapshotOptions?.policy ?? (yield* SnapshotPolicy.SnapshotPolicy)
+        if (!policy({ stream, version, snapshotVersion: loaded.snapshotVersion, state })) return
+        const encoded = yield* encodeState(state)
+        yield* snapshots.save({ stream, version, schemaVersion, state: encoded })
+      }).pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning(`Snapshot of '${stream}' at version ${version} was not saved; the command succeeded`, cause)
+        )
+      )
+    }
+
+    const load = Effect.fn("CommandHandler.load")(function* (stream: string) {
+      const name = yield* StreamName.parse(stream)
+      yield* Effect.annotateCurrentSpan("stream", name)
+      const { loaded } = yield* loadStream(name, undefined)
+      return loaded
+    })
+
+    const handle = Effect.fn("CommandHandler.handle")(function* (
+      stream: string,
+      command: Command,
+      handleOptions?: HandleOptions
+    ) {
+      const name = yield* StreamName.parse(stream)
+      const tag = commandTag(command)
+      yield* Effect.annotateCurrentSpan({ stream: name, ...(tag === undefined ? {} : { "command.tag": tag }) })
+      const givenId = handleOptions?.commandId
+      const commandId = givenId ?? crypto.randomUUID()
+      const correlationId = (yield* Correlation.Correlation) ?? commandId
+      const schedule = yield* RetryPolicy.RetryPolicy
+      const metadata: EventStore.Metadata =
+        handleOptions?.headers === undefined
+          ? { correlationId, causationId: commandId }
+          : { correlationId, causationId: commandId, headers: handleOptions.headers }
+      let attempts = 0
+
+      const attempt = Effect.gen(function* () {
+        attempts++
+        const { loaded, found } = yield* loadStream(name, givenId)
+        if (found !== undefined) return yield* duplicateOf(name, found, attempts)
+        const decided = decider.decide(command, loaded.state)
+        if (decided._tag === "Failure") {
+          // A snapshot may hide an earlier handling of this command: look before refusing.
+          if (givenId !== undefined && loaded.snapshotVersion > 0) {
+            const earlier = yield* findCommand(name, givenId)
+            if (earlier !== undefined) return yield* duplicateOf(name, earlier, attempts)
+          }
+          return yield* Effect.fail(decided.failure)
+        }
+        const events = decided.success
+        if (events.length === 0) {
+          const handled: Handled<Event, State> = {
+            stream: name,
+            version: loaded.version,
+            events: [],
+            positions: [],
+            state: loaded.state,
+            attempts,
+            duplicate: false
+          }
+          return handled
+        }
+        const outcome = yield* typed
+          .append(
+            name,
+            events.map((event, index) => ({ event, eventId: eventId(name, commandId, index) })),
+            { expected: ExpectedVersion.Exact(loaded.version), metadata }
+          )
+          .pipe(
+            Effect.map((result) => ({ _tag: "Appended", result }) as const),
+            Effect.catchIf(isEventIdConflict, (conflict) =>
+              // The same command id produced other events earlier (before the snapshot we loaded from).
+              givenId === undefined
+                ? Effect.fail(conflict)
+                : Effect.flatMap(findCommand(name, givenId), (earlier) =>
+                    earlier === undefined
+                      ? Effect.fail(conflict)
+                      : Effect.succeed({ _tag: "Earlier", earlier } as const)
+                  )
+            )
+          )
+        if (outcome._tag === "Earlier") return yield* duplicateOf(name, outcome.earlier, attempts)
+        const appended = outcome.result
+        if (appended.version !== loaded.version + events.length) {
+          // The store replayed an append of the same ids that committed after our read: the first handling.
+          return yield* duplicateOf(
+            name,
+            { version: appended.version, events: [...events], positions: [...appended.positions] },
+            attempts
+          )
+        }
+        let state = loaded.state
+        for (const event of events) state = decider.evolve(state, event)
+        yield* saveSnapshot(name, loaded, appended.version, state)
+        const handled: Handled<Event, State> = {
+          stream: name,
+          version: appended.version,
+          events,
+          positions: appended.positions,
+          state,
+          attempts,
+          duplicate: false
+        }
+        return handled
+      })
+
+      return yield* attempt.pipe(
+        Effect.retry({ schedule, while: isWrongExpectedVersion }),
+        Effect.catchIf(isWrongExpectedVersion, (stale) =>
+          Effect.fail(
+            new ConcurrencyRetriesExhausted({
+              stream: name,
+              attempts,
+              expected: stale.expected._tag === "Exact" ? stale.expected.version : -1,
+              actual: stale.actual
+            })
+          )
+        ),
+        Effect.onExit((exit) => Effect.annotateCurrentSpan({ attempts, outcome: outcomeOf(exit) }))
+      )
+    })
+
+    const handler: CommandHandler<Command, Event, State, Error> = { handle, load }
+    return handler
+  })
+}

@@ -1,0 +1,403 @@
+/**
+ * The behavioural suite of `CommandHandler` on an event store and a snapshot store: concurrency without lost updates,
+ * retries and their exhaustion, refusals that write nothing, idempotent command ids, snapshots (bounded reads, same
+ * state as folding from scratch, undecodable ones ignored) and metadata. Run it against every pair of layers.
+ *
+ * @since 0.1.0
+ */
+import { assert, layer } from "@effect/vitest"
+import { Accumulate, Arbitraries, Machine, Rule } from "@evently/machine"
+import {
+  CommandHandler,
+  Correlation,
+  EventCodec,
+  EventStore,
+  RetryPolicy,
+  SnapshotPolicy,
+  Snapshots
+} from "@evently/store"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+
+/** Names Postgres can store (no NUL character), which generated histories respect. */
+const Name = Schema.String.check(Schema.isPattern(/^[a-z0-9 -]{0,16}$/))
+
+const CartEvent = Schema.TaggedUnion({
+  Opened: { owner: Name },
+  ItemAdded: { item: Name },
+  Closed: {}
+})
+type CartEvent = typeof CartEvent.Type
+
+/**
+ * The suite's machine: a cart is opened, takes items, and is closed (after which nothing may follow).
+ *
+ * @since 0.1.0
+ * @category fixtures
+ */
+export const CartMachine = Machine.withData(
+  Machine.make(CartEvent, {
+    Opened: { follows: Rule.nothing() },
+    ItemAdded: { follows: Rule.event("Opened"), accumulate: Accumulate.keep() },
+    Closed: { follows: Rule.event("Opened") }
+  }),
+  {
+    initial: { items: [] as ReadonlyArray<string> },
+    evolve: (data, event: CartEvent) => (event._tag === "ItemAdded" ? { items: [...data.items, event.item] } : data)
+  }
+)
+
+type CartState = Machine.StateOf<typeof CartMachine>
+
+/**
+ * The cart state as JSON, for snapshots.
+ *
+ * @since 0.1.0
+ * @category fixtures
+ */
+export const CartStateSchema = Schema.Struct({
+  tags: Schema.Array(Schema.Literals(["Opened", "ItemAdded", "Closed"])),
+  version: Schema.Number,
+  position: Schema.Number,
+  data: Schema.Struct({ items: Schema.Array(Schema.String) })
+})
+
+class AlreadyInCart extends Schema.TaggedError<AlreadyInCart>()("AlreadyInCart", { item: Schema.String }) {}
+
+type CartCommand =
+  | { readonly _tag: "Open"; readonly owner: string }
+  | { readonly _tag: "Add"; readonly items: ReadonlyArray<string> }
+  | { readonly _tag: "Close" }
+
+/** Adding an item already there is refused; adding after closing is the machine's to refuse (a "buggy" decide). */
+const decide = (command: CartCommand, state: CartState): Result.Result<ReadonlyArray<CartEvent>, AlreadyInCart> => {
+  switch (command._tag) {
+    case "Open":
+      return Result.succeed([CartEvent.cases.Opened.make({ owner: command.owner })])
+    case "Add": {
+      const present = command.items.find((item) => state.data.items.includes(item))
+      return present === undefined
+        ? Result.succeed(command.items.map((item) => CartEvent.cases.ItemAdded.make({ item })))
+        : Result.fail(new AlreadyInCart({ item: present }))
+    }
+    case "Close":
+      return Result.succeed([CartEvent.cases.Closed.make({})])
+  }
+}
+
+const decider = Machine.decider(CartMachine, decide)
+const codec = EventCodec.make(CartEvent)
+
+const unique = () => crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+
+/** The store in context with its `readStream` counting the events it delivers. */
+const counting = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const counter = { reads: 0 }
+  const wrapped = EventStore.EventStore.of({
+    ...store,
+    readStream: (stream, options) =>
+      store.readStream(stream, options).pipe(Stream.tap(() => Effect.sync(() => counter.reads++)))
+  })
+  return { counter, wrapped }
+})
+
+/** Collects warning messages logged by `effect`. */
+const withWarnings = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const warnings: Array<string> = []
+    const logger = Logger.make((options) => {
+      if (options.logLevel === "Warn") warnings.push(String(options.message))
+    })
+    const value = yield* Effect.provide(effect, Logger.layer([logger]))
+    return { value, warnings }
+  })
+
+const cartHandler = CommandHandler.make({ decider, codec })
+const snapshotting = (every: number) =>
+  CommandHandler.make({
+    decider,
+    codec,
+    snapshot: { schema: CartStateSchema, policy: SnapshotPolicy.every(every) }
+  })
+
+/**
+ * Registers the suite against a layer that provides an event store and a snapshot store (built once per suite; each
+ * test uses streams of its own).
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const suite = <E>(name: string, stores: Layer.Layer<EventStore.EventStore | Snapshots.Snapshots, E>): void =>
+  layer(stores, { excludeTestServices: true, timeout: "120 seconds" })(`CommandHandler on ${name}`, (it) => {
+    it.effect("32 concurrent commands on one stream all succeed: no lost update, no duplicate", () =>
+      Effect.gen(function* () {
+        const carts = yield* cartHandler
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        const items = Array.from({ length: 32 }, (_, i) => `item-${i}`)
+        const results = yield* Effect.forEach(items, (item) => carts.handle(stream, { _tag: "Add", items: [item] }), {
+          concurrency: "unbounded"
+        }).pipe(
+          Effect.provide(
+            RetryPolicy.layer(Schedule.spaced("3 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 200 })))
+          )
+        )
+        const loaded = yield* carts.load(stream)
+        assert.strictEqual(loaded.version, 33)
+        assert.deepStrictEqual([...loaded.state.data.items].sort(), [...items].sort())
+        assert.deepStrictEqual(
+          results.map((r) => r.version).sort((a, b) => a - b),
+          Array.from({ length: 32 }, (_, i) => i + 2)
+        )
+      })
+    )
+
+    it.effect(
+      "with no retries, racing commands fail with the typed exhaustion error and only the winner is stored",
+      () =>
+        Effect.gen(function* () {
+          const { wrapped } = yield* counting
+          // Every append waits until all 32 commands have read the stream, so exactly one of them wins.
+          let loadsDone = 0
+          const racing = EventStore.EventStore.of({
+            ...wrapped,
+            readStream: (stream, options) =>
+              wrapped.readStream(stream, options).pipe(Stream.onEnd(Effect.sync(() => loadsDone++))),
+            append: (stream, events, options) =>
+              Effect.andThen(
+                Effect.repeat(Effect.yieldNow, { until: () => loadsDone >= 32 }),
+                wrapped.append(stream, events, options)
+              )
+          })
+          const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, racing)
+          const stream = `cart-${unique()}`
+          yield* wrapped.append(stream, [{ type: "Opened", data: { owner: "ann" } }])
+          const outcomes = yield* Effect.forEach(
+            Array.from({ length: 32 }, (_, i) => `item-${i}`),
+            (item) => Effect.result(carts.handle(stream, { _tag: "Add", items: [item] })),
+            { concurrency: "unbounded" }
+          ).pipe(Effect.provide(RetryPolicy.layerNoRetry))
+          const won = outcomes.filter(Result.isSuccess).map((r) => r.success.events[0]!)
+          const lost = outcomes.filter(Result.isFailure).map((r) => r.failure)
+          assert.strictEqual(won.length, 1)
+          assert.strictEqual(lost.length, 31)
+          for (const error of lost) {
+            assert.instanceOf(error, CommandHandler.ConcurrencyRetriesExhausted)
+            if (error instanceof CommandHandler.ConcurrencyRetriesExhausted) {
+              assert.strictEqual(error.attempts, 1)
+              assert.strictEqual(error.stream, stream)
+            }
+          }
+          const loaded = yield* carts.load(stream)
+          assert.deepStrictEqual(
+            loaded.state.data.items,
+            won.map((event) => (event._tag === "ItemAdded" ? event.item : ""))
+          )
+          assert.strictEqual(loaded.version, 2)
+        })
+    )
+
+    it.effect("a command that keeps finding the stream changed gives up after the policy's attempts, naming them", () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        const stream = `cart-${unique()}`
+        // Another writer gets in before every append.
+        const contended = EventStore.EventStore.of({
+          ...store,
+          append: (s, events, options) =>
+            Effect.andThen(
+              store.append(s, [{ type: "ItemAdded", data: { item: `rival-${unique().slice(0, 8)}` } }]),
+              store.append(s, events, options)
+            )
+        })
+        const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, contended)
+        yield* store.append(stream, [{ type: "Opened", data: { owner: "ann" } }])
+        const error = yield* Effect.flip(carts.handle(stream, { _tag: "Add", items: ["mine"] })).pipe(
+          Effect.provide(RetryPolicy.layer(Schedule.recurs(2)))
+        )
+        assert.instanceOf(error, CommandHandler.ConcurrencyRetriesExhausted)
+        assert.include(error.message, `Stream '${stream}'`)
+        assert.include(error.message, "3 attempts")
+        const loaded = yield* carts.load(stream)
+        assert.strictEqual(loaded.version, 4)
+        assert.notInclude(loaded.state.data.items, "mine")
+      })
+    )
+
+    it.effect("a refusal by the decider, or by the machine for an illegal event, writes nothing", () =>
+      Effect.gen(function* () {
+        const carts = yield* cartHandler
+        const store = yield* EventStore.EventStore
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        yield* carts.handle(stream, { _tag: "Add", items: ["pen"] })
+        const refused = yield* Effect.flip(carts.handle(stream, { _tag: "Add", items: ["cup", "pen"] }))
+        assert.instanceOf(refused, AlreadyInCart)
+        assert.strictEqual(yield* store.streamVersion(stream), 2)
+        yield* carts.handle(stream, { _tag: "Close" })
+        // The decide above does not check that the cart is open: the machine refuses the event.
+        const illegal = yield* Effect.flip(carts.handle(stream, { _tag: "Add", items: ["late"] }))
+        assert.instanceOf(illegal, Machine.IllegalTransition)
+        assert.strictEqual(illegal.message, "Event type 'ItemAdded' may not follow [Closed]")
+        assert.strictEqual(yield* store.streamVersion(stream), 3)
+      })
+    )
+
+    it.effect("the same command id twice appends once and returns the first result", () =>
+      Effect.gen(function* () {
+        const carts = yield* snapshotting(3)
+        const store = yield* EventStore.EventStore
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        const commandId = crypto.randomUUID()
+        const first = yield* carts.handle(stream, { _tag: "Add", items: ["pen", "ink"] }, { commandId })
+        const again = yield* carts.handle(stream, { _tag: "Add", items: ["pen", "ink"] }, { commandId })
+        assert.isFalse(first.duplicate)
+        assert.isTrue(again.duplicate)
+        assert.deepStrictEqual(
+          [again.version, again.events, again.positions, again.state],
+          [first.version, first.events, first.positions, first.state]
+        )
+        assert.strictEqual(yield* store.streamVersion(stream), 3)
+        // Later commands move the snapshot past the first handling: it is still recognised.
+        yield* carts.handle(stream, { _tag: "Add", items: ["cap", "nib", "pad"] })
+        const late = yield* carts.handle(stream, { _tag: "Add", items: ["pen", "ink"] }, { commandId })
+        assert.isTrue(late.duplicate)
+        assert.deepStrictEqual([late.version, late.state], [first.version, first.state])
+        assert.strictEqual(yield* store.streamVersion(stream), 6)
+        // The event ids are derived from the stream, the command id and the index.
+        const ids = yield* Stream.runCollect(store.readStream(stream, { from: 2, limit: 2 }))
+        assert.deepStrictEqual(
+          [...ids].map((e) => e.eventId),
+          [CommandHandler.eventId(stream, commandId, 0), CommandHandler.eventId(stream, commandId, 1)]
+        )
+      })
+    )
+
+    it.effect("with snapshots every 10 events, a 1,000-event stream loads reading fewer than 10 events", () =>
+      Effect.gen(function* () {
+        const { counter, wrapped } = yield* counting
+        const withSnapshots = yield* Effect.provideService(snapshotting(10), EventStore.EventStore, wrapped)
+        const fromScratch = yield* cartHandler
+        const stream = `cart-${unique()}`
+        yield* withSnapshots.handle(stream, { _tag: "Open", owner: "ann" })
+        let version = 1
+        let n = 0
+        while (version < 1000) {
+          const size = Math.min(7, 1000 - version)
+          const items = Array.from({ length: size }, () => `item-${n++}`)
+          version = (yield* withSnapshots.handle(stream, { _tag: "Add", items })).version
+        }
+        counter.reads = 0
+        const loaded = yield* withSnapshots.load(stream)
+        assert.strictEqual(loaded.version, 1000)
+        assert.isAbove(loaded.snapshotVersion, 990)
+        assert.isAtMost(counter.reads, 10)
+        assert.strictEqual(counter.reads, loaded.eventsRead)
+        const scratch = yield* fromScratch.load(stream)
+        assert.strictEqual(scratch.eventsRead, 1000)
+        assert.deepStrictEqual(loaded.state, scratch.state)
+      })
+    )
+
+    it.effect.prop(
+      "state loaded from snapshots equals the state folded from scratch, for generated histories",
+      {
+        history: Arbitraries.validHistory(CartMachine, { maxLength: 14 }),
+        chunk: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 4 }))
+      },
+      ({ history, chunk }) =>
+        Effect.gen(function* () {
+          // The machine itself is a decider whose command is the list of proposed events.
+          const raw = yield* CommandHandler.make({
+            decider: CartMachine,
+            codec,
+            snapshot: { schema: CartStateSchema, policy: SnapshotPolicy.every(3) }
+          })
+          const stream = `cart-${unique()}`
+          for (let i = 0; i < history.length; i += chunk) {
+            yield* raw.handle(stream, history.slice(i, i + chunk))
+          }
+          const loaded = yield* raw.load(stream)
+          assert.deepStrictEqual(loaded.state, CartMachine.replay(history))
+          assert.strictEqual(loaded.version, history.length)
+          assert.isBelow(loaded.eventsRead, 3 + chunk)
+        }),
+      { timeout: 60_000, arbitrary: { runs: 25 } }
+    )
+
+    it.effect("a snapshot that no longer decodes is ignored with a warning and the state rebuilt from events", () =>
+      Effect.gen(function* () {
+        const carts = yield* snapshotting(2)
+        const snapshots = yield* Snapshots.Snapshots
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        yield* carts.handle(stream, { _tag: "Add", items: ["pen", "ink"] })
+        const good = yield* carts.load(stream)
+        assert.strictEqual(good.snapshotVersion, 3)
+        yield* snapshots.save({ stream, version: 4, schemaVersion: 1, state: { items: "not the old shape" } })
+        const { value: rebuilt, warnings } = yield* withWarnings(carts.load(stream))
+        assert.strictEqual(rebuilt.snapshotVersion, 0)
+        assert.deepStrictEqual(rebuilt.state, good.state)
+        assert.strictEqual(warnings.length, 1)
+        assert.include(warnings[0], "does not decode")
+        // A snapshot written under another schema version is ignored too, and commands go on.
+        yield* snapshots.save({ stream, version: 5, schemaVersion: 7, state: good.state })
+        const { value: handled, warnings: more } = yield* withWarnings(
+          carts.handle(stream, { _tag: "Add", items: ["cap"] })
+        )
+        assert.deepStrictEqual(handled.state.data.items, ["pen", "ink", "cap"])
+        assert.include(more[0], "schema version 7")
+      })
+    )
+
+    it.effect("a snapshot that cannot be saved is logged and the command succeeds", () =>
+      Effect.gen(function* () {
+        const broken = Snapshots.Snapshots.of({
+          load: () => Effect.fail(new EventStore.StoreError({ operation: "snapshot load", cause: new Error("down") })),
+          save: () => Effect.fail(new EventStore.StoreError({ operation: "snapshot save", cause: new Error("down") }))
+        })
+        const carts = yield* Effect.provideService(snapshotting(1), Snapshots.Snapshots, broken)
+        const stream = `cart-${unique()}`
+        const { value, warnings } = yield* withWarnings(carts.handle(stream, { _tag: "Open", owner: "ann" }))
+        assert.strictEqual(value.version, 1)
+        assert.isTrue(warnings.some((w) => w.includes("could not be loaded")))
+        assert.isTrue(warnings.some((w) => w.includes("was not saved")))
+      })
+    )
+
+    it.effect("every event carries the command id as causation and the caller's correlation id", () =>
+      Effect.gen(function* () {
+        const carts = yield* cartHandler
+        const store = yield* EventStore.EventStore
+        const stream = `cart-${unique()}`
+        const opened = yield* carts.handle(stream, { _tag: "Open", owner: "ann" }, { commandId: "cmd-open" })
+        const correlationId = crypto.randomUUID()
+        yield* Correlation.withId(
+          carts.handle(
+            stream,
+            { _tag: "Add", items: ["pen", "ink"] },
+            { commandId: "cmd-add", headers: { user: "ann" } }
+          ),
+          correlationId
+        )
+        yield* carts.handle(stream, { _tag: "Close" }).pipe(Correlation.withId(correlationId))
+        const events = [...(yield* Stream.runCollect(store.readStream(stream)))]
+        assert.deepStrictEqual(events[0]!.metadata, { correlationId: "cmd-open", causationId: "cmd-open" })
+        assert.deepStrictEqual(
+          events.slice(1, 3).map((e) => e.metadata),
+          [1, 2].map(() => ({ correlationId, causationId: "cmd-add", headers: { user: "ann" } }))
+        )
+        assert.strictEqual(events[3]!.metadata.correlationId, correlationId)
+        assert.notStrictEqual(events[3]!.metadata.causationId, correlationId)
+        assert.strictEqual(opened.events.length, 1)
+        assert.strictEqual(yield* store.streamVersion(stream), 4)
+      })
+    )
+  })
