@@ -11,6 +11,8 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { insertEvents, layerSubscriptions, positionsOf } from "./helpers.ts"
 
+const quiet = (status: Subscriptions.Status) => status.partitions[0]!.heldBackByPid === undefined
+
 layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgSubscriptions", (it) => {
   it.effect("out-of-order commits: 8 writers, 20,000 events, each handled exactly once, none skipped", () =>
     Effect.gen(function* () {
@@ -309,7 +311,10 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       )
       assert.strictEqual(first[0]!.events.length, 4)
       yield* insertEvents("lag-1", 3)
-      const [behind] = (yield* subs.status("lag")).partitions
+      // xmin is cluster-wide: a transaction of another test file may hold it for a moment, so wait until none does.
+      const [behind] = (yield* subs
+        .status("lag")
+        .pipe(Effect.repeat({ until: quiet, schedule: Schedule.spaced("50 millis"), times: 200 }))).partitions
       assert.strictEqual(behind!.lagEvents, 3)
       assert.isAtLeast(behind!.lagSeconds, 0)
       assert.isUndefined(behind!.heldBackByPid)
@@ -325,7 +330,14 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
             undefined
           )) as ReadonlyArray<{ pid: number }>
           yield* insertEvents("lag-1", 2)
-          const status = yield* subs.status("lag")
+          // Ours is the oldest open transaction once any short one of another test file has ended.
+          const status = yield* subs.status("lag").pipe(
+            Effect.repeat({
+              until: (s: Subscriptions.Status) => s.partitions[0]!.heldBackByPid === pid,
+              schedule: Schedule.spaced("50 millis"),
+              times: 200
+            })
+          )
           yield* connection.executeUnprepared("rollback", [], undefined)
           return { pid, status }
         })
