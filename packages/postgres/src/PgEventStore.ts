@@ -40,11 +40,13 @@ export interface Options {
 
 /**
  * Bounds of group commit (on by default; `groupCommit: false` turns it off). Concurrent appends outside a caller's
- * transaction wait in a queue; whenever fewer than `maxBatchesInFlight` batches (default 4) are being written, the
+ * transaction wait in a queue; whenever fewer than `maxBatchesInFlight` batches (default 2) are being written, the
  * queue takes up to `maxAppends` appends (default 64) holding up to `maxEvents` events (default 1,000; an append
  * larger than that goes alone) into one statement. A lone append goes out at once: no timer, no added latency.
- * Two appends to one stream are never in flight together: the second waits for the first's batch and sees its
- * result. An append inside `sql.withTransaction` is never coalesced: it runs in that transaction.
+ * Fewer batches in flight make larger batches (less work per event); more keep other appends moving while one batch
+ * waits, for example on a stream row a caller's open transaction has locked. Two appends to one stream are never in
+ * flight together: the second waits for the first's batch and sees its result. An append inside
+ * `sql.withTransaction` is never coalesced: it runs in that transaction.
  *
  * @since 0.1.0
  * @category models
@@ -175,7 +177,7 @@ const page = <S>(
 
 /**
  * Builds the Postgres event store on the ambient `SqlClient`: an append inside a caller's `sql.withTransaction`
- * joins that transaction. Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
+ * joins that transaction; other appends are group-committed unless `groupCommit: false` (see {@link GroupCommit}). Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
  *
  * @since 0.1.0
  * @category constructors
@@ -273,7 +275,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           bounds: {
             maxAppends: Math.max(1, Math.floor(bounds?.maxAppends ?? 64)),
             maxEvents: Math.max(1, Math.floor(bounds?.maxEvents ?? 1_000)),
-            maxBatchesInFlight: Math.max(1, Math.floor(bounds?.maxBatchesInFlight ?? 4))
+            maxBatchesInFlight: Math.max(1, Math.floor(bounds?.maxBatchesInFlight ?? 2))
           },
           metrics: { batchSizes, flushes },
           run: writeBatch

@@ -107,7 +107,8 @@ export const make = <I extends Item, A, E>(options: {
         Effect.suspend(() => {
           inFlight--
           for (const entry of batch) writing.delete(entry.item.stream)
-          return pump
+          // Let the writers just completed submit their next appends first, so they join the next batch.
+          return Effect.andThen(Effect.yieldNow, pump)
         })
       )
     )
