@@ -1,6 +1,8 @@
 /**
  * The Postgres adapter of the `EventStore` port, on `effect/sql`: one statement and one round trip per append, for
- * any number of events, with every expected version checked atomically in that statement.
+ * any number of events, with every expected version checked atomically in that statement. Appends issued at the same
+ * time by concurrent fibers (outside a caller's transaction) are group-committed: written together in one statement
+ * and one transaction, so they share one round trip and one WAL flush, each keeping its own outcome.
  *
  * @since 0.1.0
  */
@@ -10,13 +12,16 @@ import type * as Config from "effect/Config"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
+import * as GroupCommitQueue from "./internal/groupCommit.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as PgSchema from "./PgSchema.ts"
 
@@ -30,14 +35,83 @@ import * as PgSchema from "./PgSchema.ts"
  */
 export interface Options {
   readonly notify?: boolean | undefined
+  readonly groupCommit?: GroupCommit | false | undefined
 }
 
+/**
+ * Bounds of group commit (on by default; `groupCommit: false` turns it off). Concurrent appends outside a caller's
+ * transaction wait in a queue; whenever fewer than `maxBatchesInFlight` batches (default 2) are being written, the
+ * queue takes up to `maxAppends` appends (default 64) holding up to `maxEvents` events (default 1,000; an append
+ * larger than that goes alone) into one statement. A lone append goes out at once: no timer, no added latency.
+ * Fewer batches in flight make larger batches (less work per event); more keep other appends moving while one batch
+ * waits, for example on a stream row a caller's open transaction has locked. Two appends to one stream are never in
+ * flight together: the second waits for the first's batch and sees its result. An append inside
+ * `sql.withTransaction` is never coalesced: it runs in that transaction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GroupCommit {
+  readonly maxAppends?: number | undefined
+  readonly maxEvents?: number | undefined
+  readonly maxBatchesInFlight?: number | undefined
+}
+
+/**
+ * How many appends each group-commit batch held (a batch of 1 is a lone append). Updated in the `MetricRegistry` of
+ * the context the store was built in.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const batchSizes = Metric.histogram("evently_append_batch_size", {
+  description: "Appends written together by one group-commit statement",
+  boundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+})
+
+/**
+ * How many group-commit batches were written (each one statement, one transaction).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const flushes = Metric.counter("evently_append_flushes", {
+  description: "Group-commit batches written",
+  incremental: true
+})
+
+/**
+ * How many times a combined statement failed for a reason that may belong to one of its appends (a unique
+ * violation, a deadlock, …) and was split in two to isolate it.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const splits = Metric.counter("evently_append_batch_splits", {
+  description: "Group-commit batches split to isolate a failing append",
+  incremental: true
+})
+
 interface AppendRow {
-  readonly duplicate: boolean
   readonly version: number | null
   readonly actual: number
   readonly positions: ReadonlyArray<bigint>
 }
+
+/** What the append statement (alone or combined) says of one append, before the follow-up checks. */
+type Outcome = AppendRow | "duplicate"
+
+interface Queued {
+  readonly stream: string
+  readonly eventIds: ReadonlyArray<string>
+  readonly append: Append.BatchAppend
+}
+
+/** Failures that may belong to one append of a combined statement; anything else (a lost connection) is shared. */
+const isolatable = (error: SqlError.SqlError): boolean =>
+  error.reason._tag !== "ConnectionError" &&
+  error.reason._tag !== "AuthenticationError" &&
+  error.reason._tag !== "AuthorizationError"
 
 /**
  * Column list of every read: aliases without underscores, so a client's result-name transform cannot rename them.
@@ -103,7 +177,7 @@ const page = <S>(
 
 /**
  * Builds the Postgres event store on the ambient `SqlClient`: an append inside a caller's `sql.withTransaction`
- * joins that transaction. Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
+ * joins that transaction; other appends are group-committed unless `groupCommit: false` (see {@link GroupCommit}). Table names come from `PgSchema.Tables`; run `PgSchema.migrate` first.
  *
  * @since 0.1.0
  * @category constructors
@@ -133,6 +207,94 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       (rows): ReadonlyArray<EventStore.StoredEvent> => rows.map((row) => ({ ...toRecorded(row), batchSize: row.batch }))
     ).pipe(Effect.mapError(storeError("append (idempotency check)")))
 
+  /** The one-append statement, in the caller's transaction when there is one. */
+  const writeOne = (append: Append.BatchAppend): Effect.Effect<Outcome, EventStore.StoreError> =>
+    Append.statement(sql, tables, Append.parameters(append.prepared, append.recordedAt, tables.events, notify)).pipe(
+      Effect.map((rows): Outcome => {
+        const row = rows[0]!
+        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [] }
+      }),
+      // Two concurrent appends of the same new event ids: the loser's insert hits the unique index.
+      Effect.catchReason("SqlError", "UniqueViolation", (reason, error) =>
+        reason.constraint === `${tables.events}_event_id_key`
+          ? Effect.succeed("duplicate" as const)
+          : Effect.fail(error)
+      ),
+      Effect.mapError(storeError("append"))
+    )
+
+  /**
+   * Writes a batch of appends to distinct streams: alone, with the one-append statement; together, with the combined
+   * statement. When the combined statement fails for a reason that may belong to one append, nothing was written:
+   * the batch is split in two and each half written on its own, down to the culprit, which gets its own error.
+   */
+  const writeBatch = (
+    batch: ReadonlyArray<Queued>
+  ): Effect.Effect<ReadonlyArray<Exit.Exit<Outcome, EventStore.StoreError>>> => {
+    if (batch.length === 1) return Effect.map(Effect.exit(writeOne(batch[0]!.append)), (exit) => [exit])
+    return Append.batchStatement(
+      sql,
+      tables,
+      Append.batchParameters(
+        batch.map((queued) => queued.append),
+        tables.events,
+        notify
+      )
+    ).pipe(
+      Effect.map((rows) =>
+        batch.map((_, index): Exit.Exit<Outcome, EventStore.StoreError> => {
+          const row = rows[index]
+          if (row === undefined || row.idx !== index + 1) {
+            return Exit.die(new Error(`group commit: the combined statement returned no row for append ${index + 1}`))
+          }
+          return Exit.succeed(
+            row.duplicate ? "duplicate" : { version: row.version, actual: row.actual, positions: row.positions ?? [] }
+          )
+        })
+      ),
+      Effect.catch((error) => {
+        if (!isolatable(error)) return Effect.succeed(batch.map(() => Exit.fail(storeError("append")(error))))
+        const half = Math.ceil(batch.length / 2)
+        return Effect.andThen(
+          Metric.update(splits, 1),
+          Effect.map(
+            Effect.all([writeBatch(batch.slice(0, half)), writeBatch(batch.slice(half))]),
+            ([first, second]) => [...first, ...second]
+          )
+        )
+      })
+    )
+  }
+
+  const bounds = options.groupCommit === false ? undefined : options.groupCommit
+  const queue =
+    options.groupCommit === false
+      ? undefined
+      : GroupCommitQueue.make<Queued, Outcome, EventStore.StoreError>({
+          context: yield* Effect.context<never>(),
+          bounds: {
+            maxAppends: Math.max(1, Math.floor(bounds?.maxAppends ?? 64)),
+            maxEvents: Math.max(1, Math.floor(bounds?.maxEvents ?? 1_000)),
+            maxBatchesInFlight: Math.max(1, Math.floor(bounds?.maxBatchesInFlight ?? 2))
+          },
+          metrics: { batchSizes, flushes },
+          run: writeBatch
+        })
+
+  /** Coalesced with concurrent appends, unless group commit is off or a caller's transaction is open. */
+  const write = (append: Append.BatchAppend): Effect.Effect<Outcome, EventStore.StoreError> =>
+    queue === undefined
+      ? writeOne(append)
+      : Effect.flatMap(Effect.serviceOption(sql.transactionService), (transaction) =>
+          transaction._tag === "Some"
+            ? writeOne(append)
+            : queue.submit({
+                stream: append.prepared.stream,
+                eventIds: append.prepared.events.map((event) => event.eventId),
+                append
+              })
+        )
+
   const append = Effect.fn("PgEventStore.append")(function* (
     stream: string,
     events: ReadonlyArray<EventStore.NewEvent>,
@@ -151,23 +313,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       return { stream: prepared.stream, version: actual, positions: [] }
     }
     const recordedAt = new Date(yield* Clock.currentTimeMillis)
-    const outcome = yield* Append.statement(
-      sql,
-      tables,
-      Append.parameters(prepared, recordedAt, tables.events, notify)
-    ).pipe(
-      Effect.map((rows): AppendRow | "duplicate" => {
-        const row = rows[0]!
-        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [] }
-      }),
-      // Two concurrent appends of the same new event ids: the loser's insert hits the unique index.
-      Effect.catchReason("SqlError", "UniqueViolation", (reason, error) =>
-        reason.constraint === `${tables.events}_event_id_key`
-          ? Effect.succeed("duplicate" as const)
-          : Effect.fail(error)
-      ),
-      Effect.mapError(storeError("append"))
-    )
+    const outcome = yield* write({ prepared, recordedAt })
     if (outcome === "duplicate") return yield* EventStore.replayAppend(prepared, yield* storedWithIds(prepared))
     if (outcome.version !== null) {
       return { stream: prepared.stream, version: outcome.version, positions: outcome.positions }

@@ -16,7 +16,12 @@ const database = TestDatabase.layer({ maxConnections: 8 })
 const migrated = Layer.provideMerge(PgSchema.layerMigrate, database)
 const store = PgEventStore.layer().pipe(Layer.provideMerge(migrated))
 
+// Group commit is on by default; the contract holds with it on and off.
 EventStoreContract.suite("PgEventStore", PgEventStore.layer().pipe(Layer.provide(migrated)))
+EventStoreContract.suite(
+  "PgEventStore (group commit off)",
+  PgEventStore.layer({ groupCommit: false }).pipe(Layer.provide(migrated))
+)
 
 const unique = () => crypto.randomUUID().replaceAll("-", "").slice(0, 12)
 

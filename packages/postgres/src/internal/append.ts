@@ -121,3 +121,156 @@ select
   coalesce((select version::int4 from ${sql(tables.streams)} where stream = ${p.stream}::text), 0) as actual,
   (select array_agg(position order by position) from appended) as positions,
   (select count(*)::int4 from notified) as notified`
+
+/** One append of a combined (group-commit) statement: its checked input and the time it was issued. */
+export interface BatchAppend {
+  readonly prepared: EventStore.PreparedAppend
+  readonly recordedAt: Date
+}
+
+/** The parameters of the combined statement, as bound: one array entry per append, then one per event. */
+export interface BatchParameters {
+  readonly streams: ReadonlyArray<string>
+  readonly categories: ReadonlyArray<string>
+  readonly counts: ReadonlyArray<number>
+  readonly mayCreate: ReadonlyArray<boolean>
+  readonly anyVersion: ReadonlyArray<boolean>
+  readonly exact: ReadonlyArray<boolean>
+  readonly expectedVersions: ReadonlyArray<number>
+  readonly recordedAt: ReadonlyArray<string>
+  readonly eventAppends: ReadonlyArray<number>
+  readonly eventNumbers: ReadonlyArray<number>
+  readonly eventIds: ReadonlyArray<string>
+  readonly types: ReadonlyArray<string>
+  readonly schemaVersions: ReadonlyArray<number>
+  readonly data: ReadonlyArray<string>
+  readonly metadata: ReadonlyArray<string>
+  readonly channel: string
+  readonly notify: boolean
+}
+
+/**
+ * How a batch of appends (to distinct streams, with distinct event ids) maps onto the combined statement's arrays.
+ * Each append keeps the flags {@link parameters} gives it; its events carry the append's 1-based index and their
+ * 1-based place in it.
+ */
+export const batchParameters = (
+  appends: ReadonlyArray<BatchAppend>,
+  channel: string,
+  notify: boolean
+): BatchParameters => {
+  const one = appends.map((append) => parameters(append.prepared, append.recordedAt, channel, notify))
+  const eventAppends: Array<number> = []
+  const eventNumbers: Array<number> = []
+  one.forEach((p, index) => {
+    for (let n = 1; n <= p.count; n++) {
+      eventAppends.push(index + 1)
+      eventNumbers.push(n)
+    }
+  })
+  return {
+    streams: one.map((p) => p.stream),
+    categories: one.map((p) => p.category),
+    counts: one.map((p) => p.count),
+    mayCreate: one.map((p) => p.mayCreate),
+    anyVersion: one.map((p) => p.anyVersion),
+    exact: one.map((p) => p.exact),
+    expectedVersions: one.map((p) => p.expectedVersion),
+    recordedAt: one.map((p) => p.recordedAt.toISOString()),
+    eventAppends,
+    eventNumbers,
+    eventIds: one.flatMap((p) => p.eventIds),
+    types: one.flatMap((p) => p.types),
+    schemaVersions: one.flatMap((p) => p.schemaVersions),
+    data: one.flatMap((p) => p.data),
+    metadata: one.flatMap((p) => p.metadata),
+    channel,
+    notify
+  }
+}
+
+/**
+ * The combined (group-commit) statement: {@link statement} for many appends to distinct streams at once, one row of
+ * an `unnest`ed input per append, so every append keeps its own outcome. Per append it finds whether one of its ids
+ * is stored already (then that append writes nothing), bumps its stream's version under the stream row's lock with
+ * exactly the checks of the one-append statement (an append whose check fails bumps nothing and writes nothing,
+ * its neighbours are unaffected), inserts its events numbered from its new version, and returns one row per append in
+ * input order: `idx` (1-based), `duplicate`, `version` (null when nothing was written), `actual` (the version its
+ * snapshot saw) and its positions. It notifies each written category once. The caller guarantees that no two appends
+ * of a batch share a stream or an event id: a duplicate id inside the batch would fail the whole statement on the
+ * unique index.
+ */
+export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: BatchParameters) => sql<{
+  readonly idx: number
+  readonly duplicate: boolean
+  readonly version: number | null
+  readonly actual: number
+  readonly positions: ReadonlyArray<bigint> | null
+  readonly notified: number
+}>`with appends as (
+  select * from unnest(
+    ${p.streams}::text[], ${p.categories}::text[], ${p.counts}::int8[], ${p.mayCreate}::bool[], ${p.anyVersion}::bool[],
+    ${p.exact}::bool[], ${p.expectedVersions}::int8[], ${p.recordedAt}::timestamptz[]
+  ) with ordinality as a (stream, category, count, may_create, any_version, exact, expected, recorded_at, idx)
+),
+input as (
+  select * from unnest(
+    ${p.eventAppends}::int8[], ${p.eventNumbers}::int8[], ${p.eventIds}::uuid[], ${p.types}::text[],
+    ${p.schemaVersions}::int4[], ${p.data}::jsonb[], ${p.metadata}::jsonb[]
+  ) with ordinality as i (idx, n, event_id, event_type, schema_version, data, metadata, k)
+),
+duplicate as (
+  select distinct i.idx from input i
+  cross join lateral (select 1 from ${sql(tables.events)} e where e.event_id = i.event_id limit 1) e
+),
+candidates as (
+  select a.* from appends a where not exists (select 1 from duplicate d where d.idx = a.idx)
+),
+created_any as (
+  insert into ${sql(tables.streams)} as s (stream, category, version)
+  select c.stream, c.category, c.count from candidates c where c.any_version
+  order by c.stream
+  on conflict (stream) do update set version = s.version + excluded.version
+  returning s.stream, s.version
+),
+created_new as (
+  insert into ${sql(tables.streams)} as s (stream, category, version)
+  select c.stream, c.category, c.count from candidates c where c.may_create and not c.any_version
+  order by c.stream
+  on conflict (stream) do nothing
+  returning s.stream, s.version
+),
+updated as (
+  update ${sql(tables.streams)} as s set version = s.version + c.count
+  from candidates c
+  where s.stream = c.stream and not c.may_create and (not c.exact or s.version = c.expected)
+  returning s.stream, s.version
+),
+bumped as (
+  select stream, version from created_any
+  union all select stream, version from created_new
+  union all select stream, version from updated
+),
+appended as (
+  insert into ${sql(tables.events)}
+    (stream, category, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
+  select c.stream, c.category, b.version - c.count + i.n, i.event_id, i.event_type, i.schema_version, i.data,
+    i.metadata, c.recorded_at
+  from input i join candidates c on c.idx = i.idx join bumped b on b.stream = c.stream
+  order by i.k
+  returning stream, position
+),
+notified as (
+  select pg_notify(${p.channel}::text, w.category)
+  from (select distinct c.category from candidates c join bumped b on b.stream = c.stream) w
+  where ${p.notify}::bool
+)
+select
+  a.idx::int4 as idx,
+  exists (select 1 from duplicate d where d.idx = a.idx) as duplicate,
+  (select b.version::int4 from bumped b where b.stream = a.stream) as version,
+  coalesce((select s.version::int4 from ${sql(tables.streams)} s where s.stream = a.stream), 0) as actual,
+  (select array_agg(w.position order by w.position) from appended w where w.stream = a.stream) as positions,
+  (select count(*)::int4 from notified) as notified
+from appends a
+order by a.idx`
