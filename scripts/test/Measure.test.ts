@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import { TaskMachine } from "task-list/src/TaskMachine.ts"
@@ -45,11 +45,14 @@ describe("Measure", () => {
           })
       })
       const calls = sequences.map((s) => s.length)
-      expect(m.operations).toBe(calls[0]! + calls[1]! + calls[2]!)
-      expect(m.events).toBe(calls[0]! * 2 + (calls[1]! + calls[2]!) * 5)
+      assert.strictEqual(m.operations, calls[0]! + calls[1]! + calls[2]!)
+      assert.strictEqual(m.events, calls[0]! * 2 + (calls[1]! + calls[2]!) * 5)
       for (const s of sequences) {
-        expect(s.length).toBeGreaterThan(0)
-        expect(s).toEqual(Array.from({ length: s.length }, (_, i) => i))
+        assert.isAbove(s.length, 0)
+        assert.deepStrictEqual(
+          s,
+          Array.from({ length: s.length }, (_, i) => i)
+        )
       }
     })
   )
