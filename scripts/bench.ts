@@ -148,7 +148,8 @@ const program = Effect.gen(function* () {
       ...catchUpRows.map(
         (r) =>
           `| ${r.workload} | ${r.variant} | ${r.events} | ${fmt(r.eventsPerSecond)} | ${fmt(r.cpuSecondsPer1k, 3)} | ` +
-          `${r.extra!["rssStartMb"]} / ${r.extra!["rssPeakMb"]} / ${r.extra!["rssEndMb"]} | ${ratio(r.vsR0)} |`
+          `${r.extra!["rssStartMb"]} / ${r.extra!["rssPeakMb"]} / ${r.extra!["rssEndMb"]} | ${ratio(r.vsR0)} |` +
+          (r.extra!["unfinished"] === undefined ? "" : ` unfinished: ${r.extra!["unfinished"]} |`)
       )
     )
   }
