@@ -12,6 +12,7 @@ import * as Reactivity from "effect/reactivity/Reactivity"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { type Measurement, measure } from "./bench/Measure.ts"
+import { scenarios } from "./bench/Scenarios.ts"
 import { workloads } from "./bench/Workloads.ts"
 
 const quick = process.argv.includes("--quick")
@@ -26,6 +27,11 @@ interface Row extends Measurement {
   readonly variant: string
   readonly vsR0: number | null
   readonly vsR1: number | null
+  /** What the variant's post-run check verified (evently variants), or the scenario's own figures. */
+  readonly check?: string | undefined
+  readonly operationsPerSecond?: number | undefined
+  readonly operationUnit?: string | undefined
+  readonly extra?: Readonly<Record<string, number | string>> | undefined
 }
 
 const versionOf = (pkg: string): string => {
@@ -47,6 +53,7 @@ const program = Effect.gen(function* () {
 
   const rows: Array<Row> = []
   const selected = workloads.filter((w) => only === undefined || only.includes(w.id))
+  const selectedScenarios = scenarios.filter((s) => only === undefined || only.includes(s.id))
   const db = PgClient.layer({ url, database, maxConnections: 40 })
   yield* Effect.gen(function* () {
     for (const prefix of ["r0_", "r1_", "evently_"]) {
@@ -55,14 +62,15 @@ const program = Effect.gen(function* () {
     for (const workload of selected) {
       for (const concurrency of workload.concurrency) {
         const results: Record<string, Measurement> = {}
-        for (const [variant, make] of Object.entries(workload.variants)) {
-          const operation = yield* make(concurrency)
+        for (const [variant, { eventsPerOperation, prepare }] of Object.entries(workload.variants)) {
+          const prepared = yield* prepare(concurrency)
           const result = yield* measure({
             concurrency,
             seconds: quick ? workload.seconds.quick : workload.seconds.full,
-            eventsPerOperation: workload.eventsPerOperation,
-            operation
+            eventsPerOperation,
+            operation: prepared.operation
           })
+          const check = prepared.check === undefined ? undefined : yield* prepared.check
           results[variant] = result
           const r0 = results["R0"]
           const r1 = results["R1"]
@@ -72,13 +80,36 @@ const program = Effect.gen(function* () {
             variant,
             ...result,
             vsR0: r0 && variant !== "R0" ? result.eventsPerSecond / r0.eventsPerSecond : null,
-            vsR1: r1 && variant !== "R1" && variant !== "R0" ? result.eventsPerSecond / r1.eventsPerSecond : null
+            vsR1: r1 && variant !== "R1" && variant !== "R0" ? result.eventsPerSecond / r1.eventsPerSecond : null,
+            check,
+            operationsPerSecond: result.operations / result.seconds,
+            operationUnit: workload.operationUnit
           }
           rows.push(row)
           yield* Effect.logInfo(
-            `${workload.id} c=${concurrency} ${variant}: ${fmt(result.eventsPerSecond)} ev/s p99 ${fmt(result.p99Ms, 1)} ms`
+            `${workload.id} c=${concurrency} ${variant}: ${fmt(result.eventsPerSecond)} ev/s p99 ${fmt(result.p99Ms, 1)} ms` +
+              (check === undefined ? "" : ` (checked: ${check})`)
           )
         }
+      }
+    }
+    for (const scenario of selectedScenarios) {
+      const results = yield* scenario.run(quick)
+      const r0 = results.find((r) => r.variant === "R0")?.measurement
+      for (const { variant, measurement, extra } of results) {
+        rows.push({
+          workload: scenario.title,
+          concurrency: 1,
+          variant,
+          ...measurement,
+          vsR0: r0 && variant !== "R0" ? measurement.eventsPerSecond / r0.eventsPerSecond : null,
+          vsR1: null,
+          extra
+        })
+        yield* Effect.logInfo(
+          `${scenario.id} ${variant}: ${fmt(measurement.eventsPerSecond)} ev/s p50 ${fmt(measurement.p50Ms, 1)} ms ` +
+            `p99 ${fmt(measurement.p99Ms, 1)} ms ${JSON.stringify(extra)}`
+        )
       }
     }
   }).pipe(Effect.provide(db))
@@ -97,16 +128,47 @@ const program = Effect.gen(function* () {
     `Run ${environment.date} · ${environment.cores} cores (${environment.cpu}) · Node ${environment.node} · ` +
     `effect ${environment.effect} · @effect/sql-pg ${environment.sqlPg} · PostgreSQL ${environment.postgres}` +
     (quick ? " · quick" : "")
+  const timedRows = rows.filter((r) => r.extra === undefined)
   const table = [
-    "| workload | conc. | variant | events/s | p50 ms | p99 ms | CPU s/1k ev | vs R0 | vs R1 |",
-    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map(
+    "| workload | conc. | variant | events/s | p50 ms | p99 ms | CPU s/1k ev | vs R0 | vs R1 | notes |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...timedRows.map(
       (r) =>
         `| ${r.workload} | ${r.concurrency} | ${r.variant} | ${fmt(r.eventsPerSecond)} | ${fmt(r.p50Ms, 2)} | ` +
-        `${fmt(r.p99Ms, 2)} | ${fmt(r.cpuSecondsPer1k, 3)} | ${ratio(r.vsR0)} | ${ratio(r.vsR1)} |`
+        `${fmt(r.p99Ms, 2)} | ${fmt(r.cpuSecondsPer1k, 3)} | ${ratio(r.vsR0)} | ${ratio(r.vsR1)} | ` +
+        `${r.operationUnit === undefined ? "" : `${fmt(r.operationsPerSecond ?? Number.NaN)} ${r.operationUnit}s/s`} |`
     )
-  ].join("\n")
-  console.log(`\n${header}\n\n${table}\n`)
+  ]
+  const catchUpRows = rows.filter((r) => r.extra !== undefined && "rssPeakMb" in r.extra)
+  if (catchUpRows.length > 0) {
+    table.push(
+      "",
+      "| workload | variant | events | events/s | CPU s/1k ev | RSS start / peak / end MB | vs R0 |",
+      "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+      ...catchUpRows.map(
+        (r) =>
+          `| ${r.workload} | ${r.variant} | ${r.events} | ${fmt(r.eventsPerSecond)} | ${fmt(r.cpuSecondsPer1k, 3)} | ` +
+          `${r.extra!["rssStartMb"]} / ${r.extra!["rssPeakMb"]} / ${r.extra!["rssEndMb"]} | ${ratio(r.vsR0)} |` +
+          (r.extra!["unfinished"] === undefined ? "" : ` unfinished: ${r.extra!["unfinished"]} |`)
+      )
+    )
+  }
+  const liveRows = rows.filter((r) => r.extra !== undefined && "targetRate" in r.extra)
+  if (liveRows.length > 0) {
+    const num = (v: number | string | undefined, digits: number) => (typeof v === "number" ? fmt(v, digits) : "–")
+    table.push(
+      "",
+      "| workload | variant | target / achieved ev/s | events | handler p50 ms | handler p99 ms | max ms | append p50 / p99 ms |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+      ...liveRows.map(
+        (r) =>
+          `| ${r.workload} | ${r.variant} | ${r.extra!["targetRate"]} / ${r.extra!["achievedRate"]} | ${r.events} | ` +
+          `${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${num(r.extra!["maxMs"], 1)} | ` +
+          `${num(r.extra!["appendP50Ms"], 2)} / ${num(r.extra!["appendP99Ms"], 2)} |`
+      )
+    )
+  }
+  console.log(`\n${header}\n\n${table.join("\n")}\n`)
   const dir = new URL("../bench-results/", import.meta.url)
   mkdirSync(dir, { recursive: true })
   const file = new URL(`bench-${environment.date.replaceAll(":", "-")}.json`, dir)

@@ -24,14 +24,35 @@ export interface Options<E, R> {
   readonly operation: (worker: number, sequence: number) => Effect.Effect<number | void, E, R>
 }
 
-const percentile = (sorted: Float64Array, p: number): number =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!
+/** Nearest-rank percentile of ascending samples: the smallest sample with at least `p`% of samples at or below it. */
+export const percentile = (sorted: ArrayLike<number>, p: number): number =>
+  sorted.length === 0
+    ? Number.NaN
+    : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((sorted.length * p) / 100) - 1))]!
+
+/** The figures of a run from its raw samples: latencies in ms, events handled, wall seconds, client CPU µs. */
+export const summarize = (input: {
+  readonly latencies: ReadonlyArray<number>
+  readonly events: number
+  readonly seconds: number
+  readonly cpuMicros: number
+}): Measurement => {
+  const sorted = Float64Array.from(input.latencies).sort()
+  return {
+    events: input.events,
+    operations: input.latencies.length,
+    seconds: input.seconds,
+    eventsPerSecond: input.events / input.seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    cpuSecondsPer1k: input.events === 0 ? Number.NaN : (input.cpuMicros / 1e6 / input.events) * 1000
+  }
+}
 
 const runFor = <E, R>(options: Options<E, R>, seconds: number, firstSequence: number) =>
   Effect.gen(function* () {
     const latencies: Array<number> = []
     let events = 0
-    let operations = 0
     const deadline = performance.now() + seconds * 1000
     const cpuBefore = process.cpuUsage()
     const started = performance.now()
@@ -45,23 +66,13 @@ const runFor = <E, R>(options: Options<E, R>, seconds: number, firstSequence: nu
             const handled = yield* options.operation(worker, sequence++)
             latencies.push(performance.now() - t0)
             events += typeof handled === "number" ? handled : options.eventsPerOperation
-            operations++
           }
         }),
       { concurrency: "unbounded", discard: true }
     )
     const elapsed = (performance.now() - started) / 1000
     const cpu = process.cpuUsage(cpuBefore)
-    const sorted = Float64Array.from(latencies).sort()
-    return {
-      events,
-      operations,
-      seconds: elapsed,
-      eventsPerSecond: events / elapsed,
-      p50Ms: percentile(sorted, 50),
-      p99Ms: percentile(sorted, 99),
-      cpuSecondsPer1k: events === 0 ? Number.NaN : ((cpu.user + cpu.system) / 1e6 / events) * 1000
-    } satisfies Measurement
+    return summarize({ latencies, events, seconds: elapsed, cpuMicros: cpu.user + cpu.system })
   })
 
 /** Warms up (results discarded), then measures. Sequences keep increasing so warm-up ids are never reused. */

@@ -1,28 +1,56 @@
 /**
- * The benchmark's workloads, each with its raw-SQL baselines and evently's variant, measured at the same
- * concurrencies in the same run.
+ * The benchmark's time-boxed workloads, each with its raw-SQL baselines and evently's variant, measured at the same
+ * concurrencies in the same run. Workloads that are not "N workers repeat an operation" (catch-up, live latency)
+ * live in `Scenarios.ts`.
  */
+import { PgEventStore, PgSchema } from "@evently/postgres"
+import { EventCodec, EventStore, ExpectedVersion } from "@evently/store"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as Stream from "effect/Stream"
+import { Task, TaskEvent, TaskMachine } from "task-list/src/TaskMachine.ts"
 import { type BenchEvent, r0Append, r1Append } from "./Baselines.ts"
 
 /** One operation of one worker: returns how many events it handled when that is not the workload's fixed number. */
 export type Operation = (worker: number, sequence: number) => Effect.Effect<number | void, unknown>
 
-/** Builds a variant's operation for a concurrency (setting up whatever data it needs first). */
-export type Variant = (concurrency: number) => Effect.Effect<Operation, unknown, SqlClient.SqlClient>
+/**
+ * A variant ready to run: its operation, and a check run after the measurement that proves the variant did what it
+ * claims (it fails the run otherwise) and says what it checked.
+ */
+export interface Prepared {
+  readonly operation: Operation
+  readonly check?: Effect.Effect<string, unknown> | undefined
+}
+
+/** A variant: how many events one operation handles, and how to set it up for a concurrency. */
+export interface Variant {
+  readonly eventsPerOperation: number
+  readonly prepare: (concurrency: number) => Effect.Effect<Prepared, unknown, SqlClient.SqlClient>
+}
 
 export interface Workload {
   readonly id: string
   readonly title: string
   readonly concurrency: ReadonlyArray<number>
   readonly eventsPerOperation: number
+  /** What one operation is, when it is not "an append" (e.g. "stream" for reads): the table adds its rate. */
+  readonly operationUnit?: string | undefined
   readonly seconds: { readonly quick: number; readonly full: number }
   readonly variants: Readonly<Record<string, Variant>>
 }
 
-const payload = JSON.stringify({ description: "Water the plants", assignee: "alice", priority: 3 })
+/** evently's tables in the benchmark database (the baselines use `r0_` and `r1_` tables of the same shape). */
+export const eventlyTables = PgSchema.tableNames("evently_")
+
+/** evently's event store on the benchmark's pool and `evently_` tables, through the public constructor only. */
+export const eventlyStore = (options: PgEventStore.Options = {}) =>
+  PgEventStore.make(options).pipe(Effect.provideService(PgSchema.Tables, eventlyTables))
+
+const payload = { description: "Water the plants", assignee: "alice", priority: 3 }
+const payloadJson = JSON.stringify(payload)
 
 let runId = 0
 /** Unique per variant run, so no variant ever meets another's streams. */
@@ -32,8 +60,12 @@ const batch = (run: string, worker: number, sequence: number, size: number): Arr
   Array.from({ length: size }, (_, i) => ({
     eventId: uuidFor(run, worker, sequence, i),
     type: "Created",
-    data: payload
+    data: payloadJson
   }))
+
+/** The same batch as evently appends it: the data is an object the store serialises, as an application's is. */
+const newEvents = (events: ReadonlyArray<BenchEvent>): Array<EventStore.NewEvent> =>
+  events.map((e) => ({ eventId: e.eventId, type: e.type, data: payload }))
 
 // Deterministic, distinct v4-shaped UUIDs without a random source on the hot path.
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0").slice(-width)
@@ -42,45 +74,158 @@ const uuidFor = (run: string, worker: number, sequence: number, index: number) =
 
 const now = Effect.map(DateTime.now, DateTime.toDateUtc)
 
-const newStream =
-  (size: number, append: "R0" | "R1"): Variant =>
-  () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const run = nextRun()
-      return (worker, sequence) =>
-        Effect.flatMap(now, (at) => {
-          const stream = `bench-${run}w${worker}s${sequence}`
-          const events = batch(run, worker, sequence, size)
-          return Effect.asVoid(
-            append === "R0"
-              ? r0Append(sql, "r0_events", stream, 1, events, at)
-              : r1Append(sql, { events: "r1_events", streams: "r1_streams" }, stream, 0, events, at)
-          )
-        })
-    })
+type Append = "R0" | "R1" | { readonly notify: boolean }
 
-const existingStream =
-  (append: "R0" | "R1"): Variant =>
-  (concurrency) =>
+const expectVersion = (what: string, actual: number, expected: number) =>
+  actual === expected
+    ? Effect.succeed(`${what} at version ${actual}`)
+    : Effect.die(new Error(`${what}: version ${actual}, expected ${expected}`))
+
+/** Workloads 1, 3 and 8: each operation appends `size` events to a stream no one has written (`NoStream`). */
+const newStream = (size: number, append: Append): Variant => ({
+  eventsPerOperation: size,
+  prepare: () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const run = nextRun()
-      const versions = Array.from({ length: concurrency }, () => 0)
-      return (worker, sequence) =>
-        Effect.flatMap(now, (at) => {
-          const stream = `bench-${run}w${worker}`
-          const events = batch(run, worker, sequence, 1)
+      const streamOf = (worker: number, sequence: number) => `bench-${run}w${worker}s${sequence}`
+      if (append === "R0" || append === "R1") {
+        return {
+          operation: (worker, sequence) =>
+            Effect.flatMap(now, (at) => {
+              const stream = streamOf(worker, sequence)
+              const events = batch(run, worker, sequence, size)
+              return Effect.asVoid(
+                append === "R0"
+                  ? r0Append(sql, "r0_events", stream, 1, events, at)
+                  : r1Append(sql, { events: "r1_events", streams: "r1_streams" }, stream, 0, events, at)
+              )
+            })
+        }
+      }
+      const store = yield* eventlyStore({ notify: append.notify })
+      const options = { expected: ExpectedVersion.NoStream }
+      return {
+        operation: (worker, sequence) =>
+          Effect.asVoid(
+            store.append(streamOf(worker, sequence), newEvents(batch(run, worker, sequence, size)), options)
+          ),
+        // The first measured operation of worker 0 created its stream with exactly `size` events.
+        check: Effect.flatMap(store.streamVersion(streamOf(0, 0)), (v) => expectVersion(streamOf(0, 0), v, size))
+      }
+    })
+})
+
+/** Workload 2: each worker appends one event at a time to its own existing stream with `Exact(v)`. */
+const existingStream = (append: Append): Variant => ({
+  eventsPerOperation: 1,
+  prepare: (concurrency) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const run = nextRun()
+      const streamOf = (worker: number) => `bench-${run}w${worker}`
+      // Every stream exists (version 1) before the first operation.
+      const versions = Array.from({ length: concurrency }, () => 1)
+      const seed = (worker: number) => batch(run, worker, 2 ** 40, 1)
+      if (append === "R0" || append === "R1") {
+        const tables = { events: "r1_events", streams: "r1_streams" }
+        yield* Effect.forEach(versions, (_, worker) =>
+          Effect.flatMap(now, (at) =>
+            append === "R0"
+              ? r0Append(sql, "r0_events", streamOf(worker), 1, seed(worker), at)
+              : r1Append(sql, tables, streamOf(worker), 0, seed(worker), at)
+          )
+        )
+        return {
+          operation: (worker, sequence) =>
+            Effect.flatMap(now, (at) => {
+              const stream = streamOf(worker)
+              const events = batch(run, worker, sequence, 1)
+              const expected = versions[worker]!
+              versions[worker] = expected + 1
+              return append === "R0"
+                ? Effect.asVoid(r0Append(sql, "r0_events", stream, expected + 1, events, at))
+                : Effect.flatMap(r1Append(sql, tables, stream, expected, events, at), (rows) =>
+                    rows.length === 1 ? Effect.void : Effect.die(new Error(`R1 conflict on ${stream}`))
+                  )
+            })
+        }
+      }
+      const store = yield* eventlyStore({ notify: append.notify })
+      yield* Effect.forEach(versions, (_, worker) =>
+        store.append(streamOf(worker), newEvents(seed(worker)), { expected: ExpectedVersion.NoStream })
+      )
+      return {
+        operation: (worker, sequence) => {
           const expected = versions[worker]!
           versions[worker] = expected + 1
-          return append === "R0"
-            ? Effect.asVoid(r0Append(sql, "r0_events", stream, expected + 1, events, at))
-            : Effect.flatMap(
-                r1Append(sql, { events: "r1_events", streams: "r1_streams" }, stream, expected, events, at),
-                (rows) => (rows.length === 1 ? Effect.void : Effect.die(new Error(`R1 conflict on ${stream}`)))
-              )
-        })
+          return Effect.asVoid(
+            store.append(streamOf(worker), newEvents(batch(run, worker, sequence, 1)), {
+              expected: ExpectedVersion.Exact(expected)
+            })
+          )
+        },
+        // Every Exact(v) append of worker 0 succeeded, so its stream is at the version the worker counted.
+        check: Effect.flatMap(store.streamVersion(streamOf(0)), (v) => expectVersion(streamOf(0), v, versions[0]!))
+      }
     })
+})
+
+/** A valid 100-event task history: created, assigned, scheduled, started, 95 reassignments/reschedulings, completed. */
+export const taskHistory: ReadonlyArray<TaskEvent> = [
+  Task.Created.make({ description: "Water the plants" }),
+  Task.Assigned.make({ assignee: "alice" }),
+  Task.Scheduled.make({ deadline: "2030-03-31" }),
+  Task.Started.make({}),
+  ...Array.from({ length: 95 }, (_, i) =>
+    i % 2 === 0
+      ? Task.Reassigned.make({ assignee: `user${i}` })
+      : Task.Rescheduled.make({ deadline: `2030-04-${String((i % 28) + 1).padStart(2, "0")}` })
+  ),
+  Task.Completed.make({})
+]
+
+const taskCodec = EventCodec.make(TaskEvent)
+const readStreams = 50
+
+/** Folds a history through the task machine with every transition checked; dies unless all 100 events apply. */
+const foldTask = (events: ReadonlyArray<TaskEvent>) => {
+  const result = TaskMachine.fold(events)
+  return Result.isSuccess(result) && result.success.position === taskHistory.length
+    ? Effect.void
+    : Effect.die(new Error(`the task history did not fold: ${JSON.stringify(result)}`))
+}
+
+/** Workload 5: read one 100-event task stream and fold it through the task machine. */
+const readAndFold = (variant: "R0" | "evently"): Variant => ({
+  eventsPerOperation: taskHistory.length,
+  prepare: () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const run = nextRun()
+      const streamOf = (n: number) => `task-${run}n${n % readStreams}`
+      // Both variants read streams written through evently's typed store, from the same `evently_events` table.
+      const typed = EventCodec.typed(yield* eventlyStore({ notify: false }), taskCodec)
+      yield* Effect.forEach(
+        Array.from({ length: readStreams }, (_, n) => n),
+        (n) => typed.append(streamOf(n), taskHistory, { expected: ExpectedVersion.NoStream })
+      )
+      const operation: Operation =
+        variant === "evently"
+          ? (worker, sequence) =>
+              Effect.flatMap(Stream.runCollect(typed.readStream(streamOf(worker * 7 + sequence))), (recorded) =>
+                foldTask(recorded.map((r) => r.event))
+              )
+          : (worker, sequence) =>
+              Effect.flatMap(
+                sql<{ type: string; data: string }>`select event_type as type, data::text as data
+                  from ${sql(eventlyTables.events)} where stream = ${streamOf(worker * 7 + sequence)}
+                  order by stream_version`,
+                (rows) => foldTask(rows.map((row) => ({ ...JSON.parse(row.data), _tag: row.type }) as TaskEvent))
+              )
+      return { operation, check: Effect.succeed(`every read folded ${taskHistory.length} events without error`) }
+    })
+})
 
 export const workloads: ReadonlyArray<Workload> = [
   {
@@ -88,23 +233,50 @@ export const workloads: ReadonlyArray<Workload> = [
     title: "1. append 1 event, new stream (NoStream)",
     concurrency: [1, 8],
     eventsPerOperation: 1,
-    seconds: { quick: 3, full: 15 },
-    variants: { R0: newStream(1, "R0"), R1: newStream(1, "R1") }
+    seconds: { quick: 1, full: 10 },
+    variants: { R0: newStream(1, "R0"), R1: newStream(1, "R1"), evently: newStream(1, { notify: true }) }
   },
   {
     id: "w2",
     title: "2. append 1 event, existing stream (Exact)",
     concurrency: [1, 8],
     eventsPerOperation: 1,
-    seconds: { quick: 3, full: 15 },
-    variants: { R0: existingStream("R0"), R1: existingStream("R1") }
+    seconds: { quick: 1, full: 10 },
+    variants: { R0: existingStream("R0"), R1: existingStream("R1"), evently: existingStream({ notify: true }) }
   },
   ...[10, 100, 1000].map((size): Workload => ({
     id: `w3-${size}`,
     title: `3. batch of ${size}, new stream`,
     concurrency: [1, 4],
     eventsPerOperation: size,
-    seconds: { quick: 3, full: 15 },
-    variants: { R0: newStream(size, "R0"), R1: newStream(size, "R1") }
-  }))
+    seconds: { quick: 1, full: 10 },
+    variants: {
+      R0: newStream(size, "R0"),
+      R1: newStream(size, "R1"),
+      evently: newStream(size, { notify: true })
+    }
+  })),
+  // Workload 4 (hot stream: 8 and 32 fibers through the CommandHandler on one stream) belongs here; it needs the
+  // CommandHandler of the `commands` branch.
+  {
+    id: "w5",
+    title: "5. read a 100-event stream + fold (task machine)",
+    concurrency: [1, 4],
+    eventsPerOperation: taskHistory.length,
+    operationUnit: "stream",
+    seconds: { quick: 1, full: 10 },
+    variants: { R0: readAndFold("R0"), evently: readAndFold("evently") }
+  },
+  {
+    id: "w8",
+    title: "8. NOTIFY cost: workload 1 at 8 writers",
+    concurrency: [8],
+    eventsPerOperation: 1,
+    seconds: { quick: 1, full: 10 },
+    variants: {
+      R1: newStream(1, "R1"),
+      "evently NOTIFY": newStream(1, { notify: true }),
+      "evently no NOTIFY": newStream(1, { notify: false })
+    }
+  }
 ]
