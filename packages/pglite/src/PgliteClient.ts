@@ -5,10 +5,17 @@
  * How it works, and why: `@effect/sql-pg`'s single-connection client (`PgClient.makeClient`) runs over a `Duplex`
  * that hands its wire-protocol bytes straight to PGlite's `execProtocolRawStream`. Every statement, transaction,
  * savepoint, JSON value and type parser is @effect/sql-pg's own, so the Postgres adapter sees the same client it
- * sees on a real server. PGlite has one session, and so does this client: a transaction (and `sql.reserve`) pins
- * that one connection, and every other fiber's statement, transactional or not, waits for the pin to be released.
- * Transactions are serialized, never interleaved, and a plain query can never run inside another fiber's
- * transaction. (The alternatives were weaker: a `SqlClient` written on PGlite's `query`/`transaction` API would
+ * sees on a real server. PGlite has one session, and so does this client: a transaction pins that one connection,
+ * and every other fiber's statement, transactional or not, waits for the pin to be released. Transactions are
+ * serialized, never interleaved, and a plain query can never run inside another fiber's transaction.
+ *
+ * `sql.reserve` is the exception: it gives the one session without pinning it. On a server a reserved connection
+ * is a session of its own, held for long stretches (a subscription worker holds one for its advisory lock for as
+ * long as it runs); on PGlite there is no other session to give, and pinning the only one for that long would stop
+ * every other fiber (the worker's own LISTEN included). Each statement sent through the reserved connection waits
+ * like any plain statement and runs alone, never inside another fiber's transaction; session state (advisory locks,
+ * `SET`, `LISTEN`) is the one session's, shared by every fiber as it always is here. Group statements that must
+ * run together in `sql.withTransaction`, not in a `BEGIN` sent through a reserved connection. (The alternatives were weaker: a `SqlClient` written on PGlite's `query`/`transaction` API would
  * re-implement what @effect/sql-pg already gets right, and lose `PgClient`'s `json`/`listen`; serving PGlite on
  * `@electric-sql/pglite-socket` puts TCP in between and its `LISTEN` did not deliver.)
  *
@@ -17,9 +24,9 @@
  * connection (a real-Postgres `PgClient` holds one connection per listener; here that would block everything).
  * A notification sent in a transaction that rolls back is never delivered.
  *
- * Costs of one session: a long transaction, an open `sql.stream` or a `sql.reserve` scope stops every other fiber
- * until it ends, and a fiber that waits inside one of them for another fiber's query deadlocks. Session-level
- * state (advisory locks, `SET`) is shared by every fiber.
+ * Costs of one session: a long transaction or an open `sql.stream` stops every other fiber until it ends, and a
+ * fiber that waits inside one of them for another fiber's query deadlocks. Session-level state (advisory locks,
+ * `SET`) is shared by every fiber: a session advisory lock taken by one fiber is held, re-entrantly, by all.
  *
  * @since 0.1.0
  */
@@ -32,6 +39,8 @@ import * as Queue from "effect/Queue"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import type * as Scope from "effect/Scope"
 import type * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlConnection from "effect/sql/SqlConnection"
+import * as Stream from "effect/Stream"
 import { ConnectionError, SqlError, UnknownError } from "effect/sql/SqlError"
 import * as Wire from "./internal/wire.ts"
 
@@ -69,6 +78,12 @@ export const make = (
     )
     return yield* fromPglite(db)
   })
+
+/** Applies a reserved statement's row transform, when it has one. */
+const transform = <A>(
+  rows: Effect.Effect<ReadonlyArray<A>, SqlError>,
+  transformRows: (<B extends object>(rows: ReadonlyArray<B>) => ReadonlyArray<B>) | undefined
+) => (transformRows === undefined ? rows : Effect.map(rows, (all) => transformRows(all as never) as never))
 
 /**
  * A `PgClient` on a PGlite instance the caller owns (and closes). Only one client may use an instance at a time,
@@ -128,7 +143,23 @@ export const fromPglite = (
         return queue
       })
 
-    return Object.assign(client, { listen })
+    // The one session, not pinned: every statement goes the way a plain statement goes (see the module's notes).
+    // The client has no row transforms, so `stream`/`unprepared`/`values` return rows as the server sent them.
+    const session: SqlConnection.Connection = {
+      execute: (text, params, transformRows) => transform(client.unsafe(text, params).withoutTransform, transformRows),
+      executeRaw: (text, params) => client.unsafe(text, params).raw,
+      executeStream: (text, params, transformRows) =>
+        transformRows === undefined
+          ? client.unsafe(text, params).stream
+          : Stream.mapArray(client.unsafe(text, params).stream, (rows) => transformRows(rows as never) as never),
+      executeValues: (text, params) => client.unsafe(text, params).values,
+      executeValuesUnprepared: (text, params) => client.unsafe(text, params).valuesUnprepared,
+      executeUnprepared: (text, params, transformRows) =>
+        transform(client.unsafe(text, params).unprepared, transformRows)
+    }
+    const reserve: Effect.Effect<SqlConnection.Connection, SqlError, Scope.Scope> = Effect.succeed(session)
+
+    return Object.assign(client, { listen, reserve })
   })
 
 /**

@@ -156,26 +156,42 @@ layer(PgliteClient.layer(), { excludeTestServices: true, timeout: "120 seconds" 
     })
   )
 
-  it.effect("sql.reserve gives a dedicated connection that holds the database for its scope", () =>
+  it.effect("sql.reserve gives the one session without pinning it; its statements wait for other transactions", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      yield* sql`create table reserve_probe (n int not null)`
       const log: Array<string> = []
       const reserved = Effect.scoped(
         Effect.gen(function* () {
           const connection = yield* sql.reserve
-          const rows = yield* connection.executeRaw("select pg_try_advisory_lock(42) as locked", [])
+          const [locked] = yield* connection.execute("select pg_try_advisory_lock(42) as locked", [], undefined)
           log.push("reserved")
-          yield* Effect.sleep("50 millis")
+          // Held for a while: other fibers' statements and transactions go on meanwhile.
+          yield* Effect.sleep("100 millis")
+          // Another fiber's transaction is open now: this statement waits for its commit, never runs inside it.
+          const [seen] = yield* connection.execute("select count(*)::int as count from reserve_probe", [], undefined)
           yield* connection.executeRaw("select pg_advisory_unlock(42)", [])
           log.push("released")
-          return rows
+          return [locked, seen]
         })
       )
-      const other = Effect.andThen(Effect.sleep("10 millis"), Effect.as(sql`select 1`, "other")).pipe(
-        Effect.tap(() => Effect.sync(() => log.push("other")))
-      )
-      yield* Effect.all([reserved, other], { concurrency: "unbounded" })
-      assert.deepStrictEqual(log, ["reserved", "released", "other"])
+      const other = Effect.gen(function* () {
+        yield* Effect.sleep("20 millis")
+        yield* sql`select 1`
+        log.push("other")
+        yield* sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`insert into reserve_probe (n) values (1)`
+            yield* Effect.sleep("200 millis")
+            yield* sql`insert into reserve_probe (n) values (2)`
+          })
+        )
+        log.push("committed")
+      })
+      const [[locked, seen]] = yield* Effect.all([reserved, other], { concurrency: "unbounded" })
+      assert.deepStrictEqual(locked, { locked: true })
+      assert.deepStrictEqual(seen, { count: 2 })
+      assert.deepStrictEqual(log, ["reserved", "other", "committed", "released"])
     })
   )
 

@@ -85,7 +85,7 @@ interface Cursor {
 
 interface EventRow {
   readonly position: bigint
-  readonly transaction_id: string
+  readonly txid: string
   readonly stream: string
   readonly category: string
   readonly stream_version: number
@@ -104,7 +104,7 @@ interface StoredFilter {
 
 const toEvent = (row: EventRow): EventStore.RecordedEvent => ({
   position: BigInt(row.position),
-  transactionId: BigInt(row.transaction_id),
+  transactionId: BigInt(row.txid),
   stream: row.stream as StreamName.StreamName,
   category: row.category,
   streamVersion: Number(row.stream_version),
@@ -398,7 +398,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         const read = (cursor: Cursor) =>
           query<EventRow>(
             "read",
-            sql`select position, transaction_id::text as transaction_id, stream, category,
+            // The text of the transaction id is selected as `txid`: an output column named `transaction_id` would be
+            // what `order by transaction_id` sorts by, as text ('1000' < '999'), and the cursor would skip events.
+            sql`select position, transaction_id::text as txid, stream, category,
                 stream_version::int as stream_version, event_id::text as event_id, event_type, schema_version,
                 data, metadata, recorded_at
               from ${sql(t.events)}

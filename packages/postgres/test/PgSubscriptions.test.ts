@@ -347,6 +347,33 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 
+  it.effect("orders the cursor by transaction id as a number: 99 comes before 100, and nothing is skipped", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const subs = yield* Subscriptions.Subscriptions
+      const t = yield* PgSchema.Tables
+      // Two committed rows with transaction ids of different lengths, the later position in the earlier
+      // transaction: as text '100' < '99', and a cursor sorted that way commits past 99 before it is read.
+      const rows = yield* sql<{ position: bigint }>`
+        insert into ${sql(t.events)}
+          (transaction_id, stream, category, stream_version, event_id, event_type, data, recorded_at)
+        values ('100'::xid8, 'digits-1', 'digits', 1, gen_random_uuid(), 'A', '{}'::jsonb, now()),
+               ('99'::xid8, 'digits-2', 'digits', 1, gen_random_uuid(), 'B', '{}'::jsonb, now())
+        returning position`
+      const [first, second] = rows.map((row) => BigInt(row.position))
+      const handled: Array<bigint> = []
+      const worker = yield* subs
+        .run("digits", (event) => Effect.sync(() => handled.push(event.position)), {
+          categories: ["digits"],
+          batchSize: 1
+        })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("digits")
+      yield* Fiber.interrupt(worker)
+      assert.deepStrictEqual(handled, [second, first])
+    })
+  )
+
   it.effect("wakes on NOTIFY long before the poll, and works poll-only", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions

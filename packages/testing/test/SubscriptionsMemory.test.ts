@@ -3,11 +3,10 @@ import { EventStore, Subscriptions } from "@evently/store"
 import { SubscriptionsSuite } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { layerLog } from "./memoryLog.ts"
 
 describe("Subscriptions.layerMemory", () => {
   SubscriptionsSuite.subscriptionsSuite({
-    layer: () => Subscriptions.layerMemory.pipe(Layer.provideMerge(layerLog)),
+    layer: () => Subscriptions.layerMemory.pipe(Layer.provideMerge(EventStore.layerMemory)),
     append: (stream, count, type = "Happened") =>
       Effect.gen(function* () {
         const store = yield* EventStore.EventStore
