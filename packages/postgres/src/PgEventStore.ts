@@ -10,7 +10,6 @@ import { PgClient } from "@effect/sql-pg"
 import { EventStore, ExpectedVersion, StreamName } from "@evently/store"
 import type * as Config from "effect/Config"
 import * as Clock from "effect/Clock"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -21,6 +20,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
+import { columns, type EventRow, toRecorded } from "./internal/eventRow.ts"
 import * as GroupCommitQueue from "./internal/groupCommit.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as PgSchema from "./PgSchema.ts"
@@ -112,44 +112,6 @@ const isolatable = (error: SqlError.SqlError): boolean =>
   error.reason._tag !== "ConnectionError" &&
   error.reason._tag !== "AuthenticationError" &&
   error.reason._tag !== "AuthorizationError"
-
-/**
- * Column list of every read: aliases without underscores, so a client's result-name transform cannot rename them.
- * Reads first pick a page of positions (an index-only walk), then join the page's rows: the `data::text` projection
- * then runs on the page's rows only, never on rows a sort would discard.
- */
-const columns = (sql: SqlClient.SqlClient) =>
-  sql.literal(`position, transaction_id::text as txid, stream, category,
-  stream_version::int4 as version, event_id::text as eventid, event_type as type, schema_version as schemaversion,
-  data::text as data, metadata::text as metadata, recorded_at as recordedat`)
-
-interface EventRow {
-  readonly position: bigint
-  readonly txid: string
-  readonly stream: string
-  readonly category: string
-  readonly version: number
-  readonly eventid: string
-  readonly type: string
-  readonly schemaversion: number
-  readonly data: string
-  readonly metadata: string
-  readonly recordedat: Date
-}
-
-const toRecorded = (row: EventRow): EventStore.RecordedEvent => ({
-  position: BigInt(row.position),
-  transactionId: BigInt(row.txid),
-  stream: row.stream as StreamName.StreamName,
-  category: row.category,
-  streamVersion: row.version,
-  eventId: row.eventid,
-  type: row.type,
-  schemaVersion: row.schemaversion,
-  data: JSON.parse(row.data),
-  metadata: JSON.parse(row.metadata),
-  recordedAt: DateTime.fromDateUnsafe(row.recordedat)
-})
 
 const storeError = (operation: string) => (cause: SqlError.SqlError) => new EventStore.StoreError({ operation, cause })
 

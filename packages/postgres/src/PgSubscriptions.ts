@@ -8,9 +8,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import type * as EventStore from "@evently/store/EventStore"
-import type * as StreamName from "@evently/store/StreamName"
 import * as Subscriptions from "@evently/store/Subscriptions"
-import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -23,6 +21,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
+import * as EventRow from "./internal/eventRow.ts"
 import * as PgSchema from "./PgSchema.ts"
 
 /**
@@ -83,38 +82,10 @@ interface Cursor {
   readonly pos: bigint
 }
 
-interface EventRow {
-  readonly position: bigint
-  readonly txid: string
-  readonly stream: string
-  readonly category: string
-  readonly stream_version: number
-  readonly event_id: string
-  readonly event_type: string
-  readonly schema_version: number
-  readonly data: unknown
-  readonly metadata: EventStore.Metadata
-  readonly recorded_at: Date
-}
-
 interface StoredFilter {
   readonly categories?: ReadonlyArray<string> | undefined
   readonly eventTypes?: ReadonlyArray<string> | undefined
 }
-
-const toEvent = (row: EventRow): EventStore.RecordedEvent => ({
-  position: BigInt(row.position),
-  transactionId: BigInt(row.txid),
-  stream: row.stream as StreamName.StreamName,
-  category: row.category,
-  streamVersion: Number(row.stream_version),
-  eventId: row.event_id,
-  type: row.event_type,
-  schemaVersion: Number(row.schema_version),
-  data: row.data,
-  metadata: row.metadata,
-  recordedAt: DateTime.fromDateUnsafe(row.recorded_at)
-})
 
 const storage =
   (operation: string) =>
@@ -396,18 +367,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
         const where = filterFragment(sql, filter, partitions, partition)
         const read = (cursor: Cursor) =>
-          query<EventRow>(
+          query<EventRow.EventRow>(
             "read",
-            // The text of the transaction id is selected as `txid`: an output column named `transaction_id` would be
-            // what `order by transaction_id` sorts by, as text ('1000' < '999'), and the cursor would skip events.
-            sql`select position, transaction_id::text as txid, stream, category,
-                stream_version::int as stream_version, event_id::text as event_id, event_type, schema_version,
-                data, metadata, recorded_at
-              from ${sql(t.events)}
-              where (transaction_id, position) > (${String(cursor.tx)}::xid8, ${cursor.pos})
-                and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            sql`select ${EventRow.columns(sql)}
+              from ${sql(t.events)} e
+              where (e.transaction_id, e.position) > (${String(cursor.tx)}::xid8, ${cursor.pos})
+                and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                 ${where}
-              order by transaction_id, position
+              order by e.transaction_id, e.position
               limit ${batchSize}`
           )
         const waitForWake =
@@ -428,7 +395,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               yield* waitForWake
               continue
             }
-            const events = rows.map(toEvent)
+            const events = rows.map(EventRow.toRecorded)
             const last = events[events.length - 1]!
             const to: Cursor = { tx: last.transactionId, pos: last.position }
             const batch: Subscriptions.Batch = {
