@@ -4,10 +4,13 @@
  * live in `Scenarios.ts`.
  */
 import { PgEventStore, PgSchema } from "@evently/postgres"
-import { EventCodec, EventStore, ExpectedVersion } from "@evently/store"
+import { CommandHandler, EventCodec, EventStore, ExpectedVersion, RetryPolicy } from "@evently/store"
 import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { Task, TaskEvent, TaskMachine } from "task-list/src/TaskMachine.ts"
@@ -171,6 +174,91 @@ const existingStream = (append: Append): Variant => ({
     })
 })
 
+/** Workload 4's events and decider: every command adds one to a counter kept in one stream. */
+const Counted = Schema.Union([Schema.TaggedStruct("Counted", { by: Schema.Number })])
+const counter = {
+  initial: 0,
+  decide: (by: number) => Result.succeed([{ _tag: "Counted" as const, by }]),
+  evolve: (count: number) => count + 1
+}
+// A hot stream needs retries until the command gets through: short jittered waits, as many as it takes.
+const hotRetry = Schedule.spaced("2 millis").pipe(Schedule.jittered)
+
+const perSuccess = (stream: string, c: { count: number; successes: number }) =>
+  `${(c.count / Math.max(1, c.successes)).toFixed(2)} conflicts per success; ${stream}`
+
+/**
+ * Workload 4: every worker sends commands to the same stream. evently runs them through the `CommandHandler` (load,
+ * decide, append with `Exact`, retry on a stale version); R1 is the same loop by hand (read the version, the
+ * one-statement append with that expectation, again on a conflict). Conflicts per success come from the attempts.
+ */
+const hotStream = (variant: "R1" | "evently", conflicts: { count: number; successes: number }): Variant => ({
+  eventsPerOperation: 1,
+  prepare: () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const run = nextRun()
+      const stream = `hot-${run}`
+      conflicts.count = 0
+      conflicts.successes = 0
+      if (variant === "R1") {
+        const tables = { events: "r1_events", streams: "r1_streams" }
+        const attempt = (worker: number, sequence: number, tries: number): Effect.Effect<void, unknown> =>
+          Effect.gen(function* () {
+            const [row] = yield* sql<{ version: number }>`select version::int4 as version
+              from ${sql(tables.streams)} where stream = ${stream}`
+            const at = yield* now
+            const written = yield* r1Append(
+              sql,
+              tables,
+              stream,
+              row?.version ?? 0,
+              batch(run, worker, sequence * 64 + tries, 1),
+              at
+            )
+            if (written.length === 1) {
+              conflicts.successes++
+              return
+            }
+            conflicts.count++
+            yield* Effect.sleep(Duration.millis(Math.random() * 3))
+            return yield* attempt(worker, sequence, tries + 1)
+          })
+        return {
+          operation: (worker, sequence) => attempt(worker, sequence, 0),
+          check: Effect.flatMap(
+            sql<{
+              version: number
+            }>`select version::int4 as version from ${sql(tables.streams)} where stream = ${stream}`,
+            (rows) => expectVersion(perSuccess(stream, conflicts), rows[0]?.version ?? 0, conflicts.successes)
+          )
+        }
+      }
+      const store = yield* eventlyStore({ notify: true })
+      const handler = yield* CommandHandler.make({ decider: counter, codec: EventCodec.make(Counted) }).pipe(
+        Effect.provideService(EventStore.EventStore, store)
+      )
+      return {
+        operation: (worker) =>
+          handler.handle(stream, worker).pipe(
+            Effect.tap((handled) =>
+              Effect.sync(() => {
+                conflicts.count += handled.attempts - 1
+                conflicts.successes++
+              })
+            ),
+            Effect.provideService(RetryPolicy.RetryPolicy, hotRetry),
+            Effect.provideService(EventStore.EventStore, store),
+            Effect.asVoid
+          ),
+        check: Effect.flatMap(store.streamVersion(stream), (v) =>
+          expectVersion(perSuccess(stream, conflicts), v, conflicts.successes)
+        )
+      }
+    })
+})
+const hotConflicts = { R1: { count: 0, successes: 0 }, evently: { count: 0, successes: 0 } }
+
 /** A valid 100-event task history: created, assigned, scheduled, started, 95 reassignments/reschedulings, completed. */
 export const taskHistory: ReadonlyArray<TaskEvent> = [
   Task.Created.make({ description: "Water the plants" }),
@@ -256,8 +344,15 @@ export const workloads: ReadonlyArray<Workload> = [
       evently: newStream(size, { notify: true })
     }
   })),
-  // Workload 4 (hot stream: 8 and 32 fibers through the CommandHandler on one stream) belongs here; it needs the
-  // CommandHandler of the `commands` branch.
+  {
+    id: "w4",
+    title: "4. hot stream: commands on one stream",
+    concurrency: [8, 32],
+    eventsPerOperation: 1,
+    operationUnit: "command",
+    seconds: { quick: 2, full: 10 },
+    variants: { R1: hotStream("R1", hotConflicts.R1), evently: hotStream("evently", hotConflicts.evently) }
+  },
   {
     id: "w5",
     title: "5. read a 100-event stream + fold (task machine)",

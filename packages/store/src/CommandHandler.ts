@@ -277,15 +277,25 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       )
     })
 
-    /** Loads a stream and collects the events a command id produced after the starting point. */
-    const loadStream = Effect.fnUntraced(function* (stream: StreamName.StreamName, commandId: string | undefined) {
-      const start = yield* snapshotOf(stream)
-      const [snapshotVersion, initial] = Option.getOrElse(start, () => [0, decider.initial] as const)
+    /**
+     * Loads a stream and collects the events a command id produced after the starting point. With `previous` (the
+     * load of an earlier attempt of the same command), it goes on from there and reads only the events appended
+     * since: a retry after a conflict costs the events that caused it, not the whole stream again.
+     */
+    const loadStream = Effect.fnUntraced(function* (
+      stream: StreamName.StreamName,
+      commandId: string | undefined,
+      previous?: { readonly loaded: Loaded<State>; readonly found: Found<Event> | undefined }
+    ) {
+      const [snapshotVersion, initial] =
+        previous === undefined
+          ? Option.getOrElse(yield* snapshotOf(stream), () => [0, decider.initial] as const)
+          : [previous.loaded.snapshotVersion, previous.loaded.state]
       let state = initial
-      let version = snapshotVersion
+      let version = previous?.loaded.version ?? snapshotVersion
       let eventsRead = 0
-      let found: Found<Event> | undefined
-      yield* typed.readStream(stream, { from: snapshotVersion + 1 }).pipe(
+      let found: Found<Event> | undefined = previous?.found
+      yield* typed.readStream(stream, { from: version + 1 }).pipe(
         Stream.runForEach((recorded) =>
           Effect.sync(() => {
             state = decider.evolve(state, recorded.event)
@@ -383,10 +393,12 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           ? { correlationId, causationId: commandId }
           : { correlationId, causationId: commandId, headers: handleOptions.headers }
       let attempts = 0
+      let previous: { readonly loaded: Loaded<State>; readonly found: Found<Event> | undefined } | undefined
 
       const attempt = Effect.gen(function* () {
         attempts++
-        const { loaded, found } = yield* loadStream(name, givenId)
+        const { loaded, found } = yield* loadStream(name, givenId, previous)
+        previous = { loaded, found }
         if (found !== undefined) return yield* duplicateOf(name, found, attempts)
         const decided = decider.decide(command, loaded.state)
         if (decided._tag === "Failure") {

@@ -203,6 +203,45 @@ export const suite = <E>(name: string, stores: Layer.Layer<EventStore.EventStore
         })
     )
 
+    it.effect("a retry after a conflict reads only the events appended since its first load", () =>
+      Effect.gen(function* () {
+        const { counter, wrapped } = yield* counting
+        const stream = `cart-${unique()}`
+        const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        yield* Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => `old-${i}`),
+          (item) => carts.handle(stream, { _tag: "Add", items: [item] })
+        )
+        // The first append of the command meets a stream that a rival extended by 3 events after the load.
+        let rivalDone = false
+        const racing = EventStore.EventStore.of({
+          ...wrapped,
+          append: (name, events, options) =>
+            rivalDone
+              ? wrapped.append(name, events, options)
+              : Effect.andThen(
+                  Effect.suspend(() => {
+                    rivalDone = true
+                    return Effect.orDie(
+                      Effect.forEach(["r1", "r2", "r3"], (item) => carts.handle(stream, { _tag: "Add", items: [item] }))
+                    )
+                  }),
+                  wrapped.append(name, events, options)
+                )
+        })
+        const racer = yield* Effect.provideService(cartHandler, EventStore.EventStore, racing)
+        const readsBefore = counter.reads
+        const rivalReads = 3 * 21 + (1 + 2) // each rival command loads the stream as it then is (21, 22, 23 events)
+        const handled = yield* racer.handle(stream, { _tag: "Add", items: ["mine"] })
+        assert.strictEqual(handled.attempts, 2)
+        assert.strictEqual(handled.version, 25)
+        assert.include(handled.state.data.items, "mine")
+        // First load: 21 events; the retry: only the rival's 3 (a reload from scratch would read 24).
+        assert.strictEqual(counter.reads - readsBefore - rivalReads, 21 + 3)
+      })
+    )
+
     it.effect("a command that keeps finding the stream changed gives up after the policy's attempts, naming them", () =>
       Effect.gen(function* () {
         const store = yield* EventStore.EventStore
