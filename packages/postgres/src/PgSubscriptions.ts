@@ -26,8 +26,12 @@ import * as Stream from "effect/Stream"
 import * as PgSchema from "./PgSchema.ts"
 
 /**
- * Settings of the adapter: how often a waiting worker tries to take a partition's lock (default 500 ms) and how long
- * a worker waits before reconnecting after a lost connection (default 500 ms).
+ * Settings of the adapter: how often a waiting worker tries to take a partition's lock (default 500 ms), how long
+ * a worker waits before reconnecting after a lost connection (default 500 ms), and its `session`: `"reserved"`
+ * (default) holds a connection of its own per partition, whose session advisory lock keeps one worker active across
+ * processes; `"shared"` holds none and runs each statement on the client's pool, with one worker per partition
+ * enforced in this process only. `"shared"` is for a database with one session, such as the embedded PGlite, where
+ * holding the one connection would stop every other fiber (and where no other process can connect anyway).
  *
  * @since 0.1.0
  * @category models
@@ -35,6 +39,7 @@ import * as PgSchema from "./PgSchema.ts"
 export interface Options {
   readonly lockRetryInterval?: Duration.Input | undefined
   readonly reconnectDelay?: Duration.Input | undefined
+  readonly session?: "reserved" | "shared" | undefined
 }
 
 /**
@@ -208,6 +213,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const t = yield* PgSchema.Tables
   const lockRetry = Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
   const reconnectDelay = Duration.fromInputUnsafe(options.reconnectDelay ?? "500 millis")
+  const shared = options.session === "shared"
+  // In a shared session the advisory lock is re-entrant (every fiber is the same session): a lock per partition in
+  // this process keeps one worker active instead.
+  const localLocks = new Map<string, Semaphore.Semaphore>()
+  const localLock = (name: string, partition: number) => {
+    const key = `${partition}:${name}`
+    let lock = localLocks.get(key)
+    if (lock === undefined) {
+      lock = Semaphore.makeUnsafe(1)
+      localLocks.set(key, lock)
+    }
+    return lock
+  }
 
   const session = (
     name: string,
@@ -227,13 +245,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
         // The worker's own session: its advisory lock, its reads and its plain commits all go through it, so a
         // worker whose connection dies can neither read nor commit any more, and its lock is gone with it.
-        const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
+        // In a shared session: no connection of its own, the statements go through the pool one by one.
+        if (shared) yield* localLock(name, partition).takeScoped(1)
+        const connection = shared ? undefined : yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
         const mutex = yield* Semaphore.make(1)
         const query = <A>(operation: string, statement: Statement.Statement<A>) => {
           const [text, params] = statement.compile()
-          return mutex
-            .withPermit(connection.execute(text, params, undefined))
-            .pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+          const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection === undefined
+            ? statement
+            : connection.execute(text, params, undefined)
+          return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
             ReadonlyArray<A>,
             Subscriptions.SubscriptionStorageError
           >
