@@ -1,36 +1,155 @@
 /**
- * Plays a short story through the task machine, shows an illegal event refused, and prints the Mermaid diagram.
- * Run with `pnpm example`.
+ * The task list, end to end: tasks are created, assigned, scheduled and started through the command handler on
+ * PostgreSQL (the embedded PGlite unless `DATABASE_URL` or a `PG*` variable names a server); a subscription keeps a
+ * `tasks_by_assignee` table up to date, committing its writes with its checkpoint; two commands race on one task
+ * and the handler retries the loser; an illegal transition is refused with the machine's message; then it prints
+ * the read model and the machine's Mermaid diagram. Run with `pnpm example`.
  */
 import { Graph } from "@evently/machine"
-import * as Result from "effect/Result"
-import { Task, TaskMachine, type TaskEvent, type TaskState } from "./src/TaskMachine.ts"
+import { Database } from "@evently/pglite"
+import { PgEventStore, PgSchema, PgSubscriptions } from "@evently/postgres"
+import { CommandHandler, EventStore } from "@evently/store"
+import * as Console from "effect/Console"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { Command, TaskCodec, TaskDecider, type TaskCommand } from "./src/TaskCommands.ts"
+import { TaskMachine, type TaskState } from "./src/TaskMachine.ts"
+import * as TasksByAssignee from "./src/TasksByAssignee.ts"
 
-const story: ReadonlyArray<TaskEvent> = [
-  Task.Created.make({ description: "Write the quarterly report" }),
-  Task.Scheduled.make({ deadline: "2030-03-31" }),
-  Task.Assigned.make({ assignee: "ada" }),
-  Task.Started.make({}),
-  Task.Reassigned.make({ assignee: "grace" }),
-  Task.Revised.make({ description: "Write the short quarterly report" }),
-  Task.Assigned.make({ assignee: "grace" })
-]
-
-const show = (state: TaskState) => `[${state.tags.join(", ")}] v${state.version} ${JSON.stringify(state.data)}`
-
-let state = TaskMachine.initial
-console.log("A task's story:")
-for (const event of story) {
-  const next = TaskMachine.transition(state, event)
-  if (Result.isFailure(next)) throw next.failure
-  state = next.success
-  console.log(`  ${event._tag.padEnd(11)} -> ${show(state)}`)
+const describeCommand = (command: TaskCommand): string => {
+  switch (command._tag) {
+    case "Create":
+    case "Revise":
+      return `${command._tag} "${command.description}"`
+    case "Assign":
+      return `Assign ${command.assignee}`
+    case "Schedule":
+      return `Schedule ${command.deadline}`
+    default:
+      return command._tag
+  }
 }
 
-console.log("\nStarting it now is refused, because it was revised and is not scheduled again:")
-const refused = TaskMachine.transition(state, Task.Started.make({}))
-if (Result.isSuccess(refused)) throw new Error("Started should have been refused")
-console.log(`  ${refused.failure._tag}: ${refused.failure.message}`)
+const showState = (state: TaskState) => `[${state.tags.join(", ")}]`
 
-console.log("\nThe machine, as a Mermaid diagram:\n")
-console.log(Graph.toMermaid(TaskMachine))
+/**
+ * The event store, seen by the two racing commands: each one's first append waits until both have appended once,
+ * i.e. until both have read the stream and decided. So they really race on every run and on either database (on
+ * PGlite, whose one session runs statements one at a time, an unforced race could come out either way).
+ */
+const racingStore = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const bothDecided = yield* Deferred.make<void>()
+  let arrived = 0
+  const refusals: Array<string> = []
+  const gated = EventStore.EventStore.of({
+    ...store,
+    append: (stream, events, options) =>
+      Effect.gen(function* () {
+        arrived++
+        if (arrived === 2) yield* Deferred.succeed(bothDecided, undefined)
+        yield* Deferred.await(bothDecided)
+        return yield* store
+          .append(stream, events, options)
+          .pipe(
+            Effect.tapError((error) =>
+              error._tag === "WrongExpectedVersion" ? Effect.sync(() => refusals.push(error.message)) : Effect.void
+            )
+          )
+      })
+  })
+  return { gated, refusals }
+})
+
+const program = Effect.gen(function* () {
+  yield* PgSchema.migrate
+  yield* TasksByAssignee.migrate
+  yield* Effect.forkScoped(TasksByAssignee.run)
+
+  const tasks = yield* CommandHandler.make({ decider: TaskDecider, codec: TaskCodec })
+  // Fresh task ids on every run, so a shared database can run the example again and again.
+  const run = crypto.randomUUID().slice(0, 8)
+  const report = `task-${run}-1`
+  const budget = `task-${run}-2`
+  const offsite = `task-${run}-3`
+  const venue = `task-${run}-4`
+  const names: Record<string, string> = { [report]: "#1", [budget]: "#2", [offsite]: "#3", [venue]: "#4" }
+
+  const send = Effect.fnUntraced(function* (task: string, command: TaskCommand) {
+    const handled = yield* tasks.handle(task, command)
+    yield* Console.log(
+      `  ${names[task]} ${describeCommand(command).padEnd(38)} v${handled.version} ${showState(handled.state)}`
+    )
+    return handled
+  })
+
+  yield* Console.log(`Commands, through the command handler (streams task-${run}-1 to -4):`)
+  yield* send(report, Command.Create.make({ description: "Write the quarterly report" }))
+  yield* send(report, Command.Assign.make({ assignee: "ada" }))
+  yield* send(report, Command.Schedule.make({ deadline: "2030-03-31" }))
+  yield* send(report, Command.Start.make({}))
+  yield* send(budget, Command.Create.make({ description: "Review the budget" }))
+  yield* send(budget, Command.Schedule.make({ deadline: "2030-02-28" }))
+  yield* send(budget, Command.Assign.make({ assignee: "grace" }))
+  yield* send(budget, Command.Start.make({}))
+  yield* send(budget, Command.Complete.make({}))
+  yield* send(offsite, Command.Create.make({ description: "Plan the offsite" }))
+  yield* send(offsite, Command.Assign.make({ assignee: "ada" }))
+  yield* send(venue, Command.Create.make({ description: "Book the venue" }))
+  yield* send(venue, Command.Schedule.make({ deadline: "2030-05-01" }))
+
+  // A conflict: two commands on #1 at once. Both read version 4; the first append wins, the second is refused
+  // with WrongExpectedVersion, and the handler reloads, decides again and appends.
+  const race = yield* racingStore
+  const racing = yield* CommandHandler.make({ decider: TaskDecider, codec: TaskCodec }).pipe(
+    Effect.provideService(EventStore.EventStore, race.gated)
+  )
+  const contenders = [Command.Assign.make({ assignee: "grace" }), Command.Schedule.make({ deadline: "2030-04-15" })]
+  yield* Console.log(`\nA conflict: ${contenders.map(describeCommand).join(" and ")} on #1 at once, both reading v4:`)
+  const results = yield* Effect.forEach(contenders, (command) => racing.handle(report, command), {
+    concurrency: "unbounded"
+  })
+  for (const [index, handled] of results.entries()) {
+    const attempts = `${handled.attempts} attempt${handled.attempts === 1 ? "" : "s"}`
+    yield* Console.log(
+      `  ${describeCommand(contenders[index]!).padEnd(20)} -> ${handled.events.map((e) => e._tag).join(", ")} ` +
+        `at v${handled.version} after ${attempts}`
+    )
+  }
+  for (const refusal of race.refusals) yield* Console.log(`  retried after: ${refusal}`)
+
+  // An illegal transition: #3 is assigned but not scheduled, so it may not start. Nothing is written.
+  yield* Console.log("\nAn illegal transition:")
+  const refused = yield* Effect.flip(tasks.handle(offsite, Command.Start.make({})))
+  const after = yield* tasks.load(offsite)
+  yield* Console.log(`  #3 Start -> refused: ${refused.message} (#3 stays at v${after.version})`)
+
+  // The read model, once the subscription has handled everything committed so far.
+  yield* TasksByAssignee.waitUntilCaughtUp
+  const rows = yield* TasksByAssignee.rows([report, budget, offsite, venue])
+  yield* Console.log(
+    `\nTasks by assignee (table ${TasksByAssignee.table}, kept by subscription '${TasksByAssignee.subscription}'):`
+  )
+  let assignee: string | null | undefined
+  for (const row of rows) {
+    if (row.assignee !== assignee) {
+      assignee = row.assignee
+      yield* Console.log(`  ${assignee ?? "(unassigned)"}`)
+    }
+    const due = row.deadline === null ? "" : `, due ${row.deadline}`
+    yield* Console.log(`    ${names[row.task]} ${row.description.padEnd(28)} ${row.status}${due}`)
+  }
+
+  yield* Console.log(`\nThe task machine, as a Mermaid diagram:\n\n${Graph.toMermaid(TaskMachine)}`)
+})
+
+const Stores = Layer.mergeAll(PgEventStore.layer(), PgSubscriptions.layer())
+
+Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Stores.pipe(Layer.provideMerge(Database.layer))))).then(
+  () => undefined,
+  (error: unknown) => {
+    console.error(error)
+    process.exitCode = 1
+  }
+)

@@ -38,10 +38,6 @@ describe("PgSubscriptions on PGlite (behavioural suite)", () => {
           Array.from({ length: count }, (_, i) => ({ type, data: { n: i } }))
         )
         return result.positions
-      }),
-    // PGlite runs one session and a session advisory lock is re-entrant within its session, so two workers of one
-    // subscription partition in this process both hold the lock: "a second waits" cannot hold here. (Across
-    // processes there is no sharing either: one PGlite data directory serves one process.)
-    exclusiveWorkersInProcess: false
+      })
   })
 })

@@ -179,6 +179,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const t = yield* PgSchema.Tables
   const lockRetry = Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
   const reconnectDelay = Duration.fromInputUnsafe(options.reconnectDelay ?? "500 millis")
+  // One worker per partition in this process, before the advisory lock that holds across processes: a session
+  // advisory lock is re-entrant, so on a database with one session (the embedded PGlite) it would let a second
+  // worker of this process in.
+  const localLocks = new Map<string, Semaphore.Semaphore>()
+  const localLock = (name: string, partition: number) => {
+    const key = `${partition}:${name}`
+    let lock = localLocks.get(key)
+    if (lock === undefined) {
+      lock = Semaphore.makeUnsafe(1)
+      localLocks.set(key, lock)
+    }
+    return lock
+  }
 
   const session = (
     name: string,
@@ -198,13 +211,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
         // The worker's own session: its advisory lock, its reads and its plain commits all go through it, so a
         // worker whose connection dies can neither read nor commit any more, and its lock is gone with it.
+        yield* localLock(name, partition).takeScoped(1)
         const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
         const mutex = yield* Semaphore.make(1)
         const query = <A>(operation: string, statement: Statement.Statement<A>) => {
           const [text, params] = statement.compile()
-          return mutex
-            .withPermit(connection.execute(text, params, undefined))
-            .pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+          const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection.execute(
+            text,
+            params,
+            undefined
+          )
+          return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
             ReadonlyArray<A>,
             Subscriptions.SubscriptionStorageError
           >

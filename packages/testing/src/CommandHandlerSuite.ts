@@ -133,7 +133,10 @@ const snapshotting = (every: number) =>
  * @since 0.1.0
  * @category suites
  */
-export const suite = <E>(storesName: string, stores: Layer.Layer<EventStore.EventStore | Snapshots.Snapshots, E>): void =>
+export const suite = <E>(
+  storesName: string,
+  stores: Layer.Layer<EventStore.EventStore | Snapshots.Snapshots, E>
+): void =>
   layer(stores, { excludeTestServices: true, timeout: "120 seconds" })(`CommandHandler on ${storesName}`, (it) => {
     it.effect("32 concurrent commands on one stream all succeed: no lost update, no duplicate", () =>
       Effect.gen(function* () {

@@ -23,12 +23,6 @@ import * as Stream from "effect/Stream"
 export interface SuiteOptions<R> {
   readonly layer: () => Layer.Layer<Subscriptions.Subscriptions | R>
   readonly append: (stream: string, count: number, type?: string) => Effect.Effect<ReadonlyArray<bigint>, unknown, R>
-  /**
-   * Whether a second worker on the same subscription partition, in the same process, waits while the first one is
-   * active (default `true`). Set it to `false` only for a layer on a database with one session (PGlite), where
-   * the session advisory lock that makes a worker exclusive is re-entrant: every worker in the process holds it.
-   */
-  readonly exclusiveWorkersInProcess?: boolean | undefined
 }
 
 const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string) =>
@@ -48,7 +42,7 @@ const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string)
 export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
   const { append } = options
   const live = (name: string, test: () => Effect.Effect<void, unknown, Subscriptions.Subscriptions | R>) =>
-    it.live(name, () => Effect.provide(test(), options.layer()), 30_000)
+    it.live(name, () => Effect.provide(test(), options.layer()), 60_000)
 
   live("delivers every event once in order and resumes from the committed checkpoint", () =>
     Effect.gen(function* () {
@@ -204,7 +198,6 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
     })
   )
 
-  if (options.exclusiveWorkersInProcess === false) return
   live("one active worker per partition: a second waits and takes over from the checkpoint", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
