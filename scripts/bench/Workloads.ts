@@ -192,7 +192,7 @@ const perSuccess = (stream: string, c: { count: number; successes: number }) =>
  * decide, append with `Exact`, retry on a stale version); R1 is the same loop by hand (read the version, the
  * one-statement append with that expectation, again on a conflict). Conflicts per success come from the attempts.
  */
-const hotStream = (variant: "R1" | "evently", conflicts: { count: number; successes: number }): Variant => ({
+const hotStream = (variant: "R1" | "evently" | "turns", conflicts: { count: number; successes: number }): Variant => ({
   eventsPerOperation: 1,
   prepare: () =>
     Effect.gen(function* () {
@@ -235,9 +235,11 @@ const hotStream = (variant: "R1" | "evently", conflicts: { count: number; succes
         }
       }
       const store = yield* eventlyStore({ notify: true })
-      const handler = yield* CommandHandler.make({ decider: counter, codec: EventCodec.make(Counted) }).pipe(
-        Effect.provideService(EventStore.EventStore, store)
-      )
+      const handler = yield* CommandHandler.make({
+        decider: counter,
+        codec: EventCodec.make(Counted),
+        oneAtATimePerStream: variant === "turns"
+      }).pipe(Effect.provideService(EventStore.EventStore, store))
       return {
         operation: (worker) =>
           handler.handle(stream, worker).pipe(
@@ -257,7 +259,11 @@ const hotStream = (variant: "R1" | "evently", conflicts: { count: number; succes
       }
     })
 })
-const hotConflicts = { R1: { count: 0, successes: 0 }, evently: { count: 0, successes: 0 } }
+const hotConflicts = {
+  R1: { count: 0, successes: 0 },
+  evently: { count: 0, successes: 0 },
+  turns: { count: 0, successes: 0 }
+}
 
 /** A valid 100-event task history: created, assigned, scheduled, started, 95 reassignments/reschedulings, completed. */
 export const taskHistory: ReadonlyArray<TaskEvent> = [
@@ -351,7 +357,11 @@ export const workloads: ReadonlyArray<Workload> = [
     eventsPerOperation: 1,
     operationUnit: "command",
     seconds: { quick: 2, full: 10 },
-    variants: { R1: hotStream("R1", hotConflicts.R1), evently: hotStream("evently", hotConflicts.evently) }
+    variants: {
+      R1: hotStream("R1", hotConflicts.R1),
+      evently: hotStream("evently", hotConflicts.evently),
+      "evently, one at a time per stream": hotStream("turns", hotConflicts.turns)
+    }
   },
   {
     id: "w5",

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as Correlation from "./Correlation.ts"
 import * as EventCodec from "./EventCodec.ts"
@@ -70,6 +71,20 @@ export interface Options<Command, Event extends { readonly _tag: string }, State
   readonly decider: Decider.Decider<Command, Event, State, Error>
   readonly codec: EventCodec.EventCodec<Event>
   readonly snapshot?: SnapshotOptions<State, Encoded> | undefined
+  /**
+   * The states this handler last loaded or wrote, per stream (default: the 1,000 most recently used streams). A load
+   * starts from the cached state and reads only the events appended since, so a busy stream costs its new events,
+   * not its whole history. A cached state is never trusted blindly: the append still checks `Exact(version)`. It
+   * requires `evolve` to return new states rather than mutate the one it is given. `false` turns it off.
+   */
+  readonly cache?: { readonly capacity?: number | undefined } | false | undefined
+  /**
+   * When `true`, commands for one stream handled by this handler take turns (others wait) instead of racing, as an
+   * aggregate process per stream would: a hot stream written from one process then meets no conflicts at all, and
+   * with the cache each command costs one read of the new events and one append. Writers in other processes still
+   * conflict and are retried. Default `false`. A command must then not handle another command for its own stream.
+   */
+  readonly oneAtATimePerStream?: boolean | undefined
 }
 
 /**
@@ -86,7 +101,8 @@ export interface HandleOptions {
 
 /**
  * A stream's state as a handler loads it: its `version`, the folded `state`, the version of the snapshot it
- * started from (0 when none) and how many events it read after it.
+ * started from (0 when none), the version its fold started from (a snapshot's or a cached state's; 0 when it read
+ * the whole stream) and how many events it read after that.
  *
  * @since 0.1.0
  * @category models
@@ -96,6 +112,7 @@ export interface Loaded<State> {
   readonly version: number
   readonly state: State
   readonly snapshotVersion: number
+  readonly startVersion: number
   readonly eventsRead: number
 }
 
@@ -241,6 +258,48 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const decodeState = snapshotOptions === undefined ? undefined : Schema.decodeUnknownEffect(snapshotOptions.schema)
     const encodeState = snapshotOptions === undefined ? undefined : Schema.encodeEffect(snapshotOptions.schema)
 
+    // Most recently used last: a Map keeps insertion order, so the first key is the one to evict.
+    const capacity = options.cache === false ? 0 : Math.max(0, Math.floor(options.cache?.capacity ?? 1_000))
+    const cache = new Map<StreamName.StreamName, Loaded<State>>()
+    const cacheGet = (stream: StreamName.StreamName): Loaded<State> | undefined => {
+      const entry = cache.get(stream)
+      if (entry !== undefined) {
+        cache.delete(stream)
+        cache.set(stream, entry)
+      }
+      return entry
+    }
+    const cacheSet = (loaded: Loaded<State>): void => {
+      if (capacity === 0) return
+      const current = cache.get(loaded.stream)
+      if (current !== undefined && current.version > loaded.version) return
+      cache.delete(loaded.stream)
+      cache.set(loaded.stream, loaded)
+      if (cache.size > capacity) cache.delete(cache.keys().next().value!)
+    }
+
+    // With `oneAtATimePerStream`: a lock per stream, dropped when no command holds or awaits it.
+    const turns = new Map<StreamName.StreamName, { readonly lock: Semaphore.Semaphore; waiting: number }>()
+    const inTurn = <A, E, R>(stream: StreamName.StreamName, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      options.oneAtATimePerStream !== true
+        ? effect
+        : Effect.suspend(() => {
+            let turn = turns.get(stream)
+            if (turn === undefined) {
+              turn = { lock: Semaphore.makeUnsafe(1), waiting: 0 }
+              turns.set(stream, turn)
+            }
+            const mine = turn
+            mine.waiting++
+            return mine.lock.withPermit(effect).pipe(
+              Effect.ensuring(
+                Effect.sync(() => {
+                  if (--mine.waiting === 0) turns.delete(stream)
+                })
+              )
+            )
+          })
+
     /** The newest usable snapshot, or nothing (with a warning when one exists but cannot be used). */
     const snapshotOf = Effect.fnUntraced(function* (stream: StreamName.StreamName) {
       if (snapshots === undefined || decodeState === undefined) return Option.none<readonly [number, State]>()
@@ -287,12 +346,16 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       commandId: string | undefined,
       previous?: { readonly loaded: Loaded<State>; readonly found: Found<Event> | undefined }
     ) {
-      const [snapshotVersion, initial] =
-        previous === undefined
-          ? Option.getOrElse(yield* snapshotOf(stream), () => [0, decider.initial] as const)
-          : [previous.loaded.snapshotVersion, previous.loaded.state]
+      const cached = previous === undefined ? cacheGet(stream) : previous.loaded
+      const [snapshotVersion, initial, startVersion] =
+        cached === undefined
+          ? Option.match(yield* snapshotOf(stream), {
+              onNone: () => [0, decider.initial, 0] as const,
+              onSome: ([version, state]) => [version, state, version] as const
+            })
+          : ([cached.snapshotVersion, cached.state, previous?.loaded.startVersion ?? cached.version] as const)
       let state = initial
-      let version = previous?.loaded.version ?? snapshotVersion
+      let version = cached?.version ?? snapshotVersion
       let eventsRead = 0
       let found: Found<Event> | undefined = previous?.found
       yield* typed.readStream(stream, { from: version + 1 }).pipe(
@@ -312,7 +375,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           })
         )
       )
-      const loaded: Loaded<State> = { stream, version, state, snapshotVersion, eventsRead }
+      const loaded: Loaded<State> = { stream, version, state, snapshotVersion, startVersion, eventsRead }
+      cacheSet(loaded)
       return { loaded, found }
     })
 
@@ -355,16 +419,24 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         duplicate: true
       }))
 
+    /** Saves a snapshot when the policy asks for one; says whether it did (a failure is logged, never raised). */
     const saveSnapshot = (stream: StreamName.StreamName, loaded: Loaded<State>, version: number, state: State) => {
-      if (snapshots === undefined || encodeState === undefined) return Effect.void
+      if (snapshots === undefined || encodeState === undefined) return Effect.succeed(false)
       return Effect.gen(function* () {
         const policy = snapshotOptions?.policy ?? (yield* SnapshotPolicy.SnapshotPolicy)
-        if (!policy({ stream, version, snapshotVersion: loaded.snapshotVersion, state })) return
+        if (!policy({ stream, version, snapshotVersion: loaded.snapshotVersion, state })) return false
         const encoded = yield* encodeState(state)
         yield* snapshots.save({ stream, version, schemaVersion, state: encoded })
+        return true
       }).pipe(
         Effect.catchCause((cause) =>
-          Effect.logWarning(`Snapshot of '${stream}' at version ${version} was not saved; the command succeeded`, cause)
+          Effect.as(
+            Effect.logWarning(
+              `Snapshot of '${stream}' at version ${version} was not saved; the command succeeded`,
+              cause
+            ),
+            false
+          )
         )
       )
     }
@@ -403,7 +475,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         const decided = decider.decide(command, loaded.state)
         if (decided._tag === "Failure") {
           // A snapshot may hide an earlier handling of this command: look before refusing.
-          if (givenId !== undefined && loaded.snapshotVersion > 0) {
+          if (givenId !== undefined && loaded.startVersion > 0) {
             const earlier = yield* findCommand(name, givenId)
             if (earlier !== undefined) return yield* duplicateOf(name, earlier, attempts)
           }
@@ -453,7 +525,14 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         }
         let state = loaded.state
         for (const event of events) state = decider.evolve(state, event)
-        yield* saveSnapshot(name, loaded, appended.version, state)
+        const saved = yield* saveSnapshot(name, loaded, appended.version, state)
+        cacheSet({
+          ...loaded,
+          version: appended.version,
+          state,
+          snapshotVersion: saved ? appended.version : loaded.snapshotVersion,
+          eventsRead: 0
+        })
         const handled: Handled<Event, State> = {
           stream: name,
           version: appended.version,
@@ -466,8 +545,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         return handled
       })
 
-      return yield* attempt.pipe(
-        Effect.retry({ schedule, while: isWrongExpectedVersion }),
+      return yield* inTurn(name, Effect.retry(attempt, { schedule, while: isWrongExpectedVersion })).pipe(
         Effect.catchIf(isWrongExpectedVersion, (stale) =>
           Effect.fail(
             new ConcurrencyRetriesExhausted({

@@ -119,11 +119,14 @@ const withWarnings = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   })
 
 const cartHandler = CommandHandler.make({ decider, codec })
+// Without the state cache, every load goes to the store (and to the snapshots): what the tests of loading count.
+const uncachedCarts = CommandHandler.make({ decider, codec, cache: false })
 const snapshotting = (every: number) =>
   CommandHandler.make({
     decider,
     codec,
-    snapshot: { schema: CartStateSchema, policy: SnapshotPolicy.every(every) }
+    snapshot: { schema: CartStateSchema, policy: SnapshotPolicy.every(every) },
+    cache: false
   })
 
 /**
@@ -158,6 +161,25 @@ export const suite = <E>(
           results.map((r) => r.version).sort((a, b) => a - b),
           Array.from({ length: 32 }, (_, i) => i + 2)
         )
+      })
+    )
+
+    it.effect("with oneAtATimePerStream, 32 concurrent commands on one stream take turns: no conflict at all", () =>
+      Effect.gen(function* () {
+        const carts = yield* CommandHandler.make({ decider, codec, oneAtATimePerStream: true })
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        const items = Array.from({ length: 32 }, (_, i) => `item-${i}`)
+        const results = yield* Effect.forEach(items, (item) => carts.handle(stream, { _tag: "Add", items: [item] }), {
+          concurrency: "unbounded"
+        }).pipe(Effect.provide(RetryPolicy.layerNoRetry))
+        assert.deepStrictEqual(
+          results.map((r) => r.attempts),
+          items.map(() => 1)
+        )
+        const loaded = yield* carts.load(stream)
+        assert.strictEqual(loaded.version, 33)
+        assert.deepStrictEqual([...loaded.state.data.items].sort(), [...items].sort())
       })
     )
 
@@ -210,7 +232,7 @@ export const suite = <E>(
       Effect.gen(function* () {
         const { counter, wrapped } = yield* counting
         const stream = `cart-${unique()}`
-        const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+        const carts = yield* Effect.provideService(uncachedCarts, EventStore.EventStore, wrapped)
         yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
         yield* Effect.forEach(
           Array.from({ length: 20 }, (_, i) => `old-${i}`),
@@ -233,7 +255,7 @@ export const suite = <E>(
                   wrapped.append(name, events, options)
                 )
         })
-        const racer = yield* Effect.provideService(cartHandler, EventStore.EventStore, racing)
+        const racer = yield* Effect.provideService(uncachedCarts, EventStore.EventStore, racing)
         const readsBefore = counter.reads
         const rivalReads = 3 * 21 + (1 + 2) // each rival command loads the stream as it then is (21, 22, 23 events)
         const handled = yield* racer.handle(stream, { _tag: "Add", items: ["mine"] })
@@ -242,6 +264,33 @@ export const suite = <E>(
         assert.include(handled.state.data.items, "mine")
         // First load: 21 events; the retry: only the rival's 3 (a reload from scratch would read 24).
         assert.strictEqual(counter.reads - readsBefore - rivalReads, 21 + 3)
+      })
+    )
+
+    it.effect("a handler reads only what other writers appended since the state it last knew", () =>
+      Effect.gen(function* () {
+        const { counter, wrapped } = yield* counting
+        const stream = `cart-${unique()}`
+        const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+        const other = yield* Effect.provideService(uncachedCarts, EventStore.EventStore, wrapped)
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        yield* Effect.forEach(
+          Array.from({ length: 30 }, (_, i) => `old-${i}`),
+          (item) => carts.handle(stream, { _tag: "Add", items: [item] })
+        )
+        // Another handler (another process, say) appends two events the cached state does not know.
+        yield* other.handle(stream, { _tag: "Add", items: ["theirs-1"] })
+        yield* other.handle(stream, { _tag: "Add", items: ["theirs-2"] })
+        const before = counter.reads
+        const handled = yield* carts.handle(stream, { _tag: "Add", items: ["mine"] })
+        assert.strictEqual(counter.reads - before, 2)
+        assert.strictEqual(handled.attempts, 1)
+        assert.strictEqual(handled.version, 34)
+        assert.deepStrictEqual(handled.state.data.items.slice(-3), ["theirs-1", "theirs-2", "mine"])
+        // What the cache built is what a fold from scratch gives.
+        const scratch = yield* other.load(stream)
+        assert.deepStrictEqual(scratch.state, handled.state)
+        assert.strictEqual(scratch.eventsRead, 34)
       })
     )
 
