@@ -522,7 +522,7 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
                   tag: error._tag,
                   eventType: error.eventType,
                   state: error.state,
-                  version: error.version,
+                  revision: error.version,
                   allowed: error.allowed,
                   detail: error.message
                 })

@@ -53,7 +53,7 @@ export class NotFound extends HttpApiError.Problem<NotFound>()(
 
 /**
  * The machine refuses the event in the container's current state; `state` is the control state and `allowed` the
- * event types it would accept.
+ * event types it would accept; `revision` is the machine version (bumped by restarting events).
  *
  * @since 0.1.0
  * @category problems
@@ -65,7 +65,7 @@ export class IllegalTransition extends HttpApiError.Problem<IllegalTransition>()
     tag: Schema.String,
     eventType: Schema.String,
     state: Schema.Array(Schema.String),
-    version: Schema.Int,
+    revision: Schema.Int,
     allowed: Schema.Array(Schema.String)
   }
 ) {}
