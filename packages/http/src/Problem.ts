@@ -1,0 +1,146 @@
+/**
+ * The errors of the container resources as RFC 9457 problems (`application/problem+json`): each carries `type` (a
+ * `urn:evently:problem:*` URI), `title`, `status`, `detail` and `tag` (the name of the typed error behind it), plus
+ * what a client needs to react: the state and allowed event types of a refused transition, the expected and actual
+ * versions of a failed precondition, each bad field of an invalid request.
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiError from "effect/http-api/HttpApiError"
+import * as Schema from "effect/Schema"
+
+/**
+ * One bad part of a request: where (`["payload", "assignee"]`, `["params", "id"]`, …) and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Issue = Schema.Struct({
+  path: Schema.Array(Schema.Union([Schema.String, Schema.Number])),
+  message: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Issue = typeof Issue.Type
+
+/**
+ * The request does not decode: malformed JSON, a field of the wrong type, an unknown event `_tag`, a bad id or query
+ * parameter. `errors` names each bad field.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()(
+  "InvalidRequest",
+  { type: "urn:evently:problem:invalid-request", status: 400, title: "Invalid request" },
+  { tag: Schema.String, errors: Schema.Array(Issue) }
+) {}
+
+/**
+ * No container has this id (no event was ever recorded for it), or it has no event with this version.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class NotFound extends HttpApiError.Problem<NotFound>()(
+  "NotFound",
+  { type: "urn:evently:problem:not-found", status: 404, title: "Not found" },
+  { tag: Schema.String, id: Schema.String }
+) {}
+
+/**
+ * The machine refuses the event in the container's current state; `state` is the control state and `allowed` the
+ * event types it would accept; `revision` is the machine version (bumped by restarting events).
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class IllegalTransition extends HttpApiError.Problem<IllegalTransition>()(
+  "IllegalTransition",
+  { type: "urn:evently:problem:illegal-transition", status: 409, title: "Illegal transition" },
+  {
+    tag: Schema.String,
+    eventType: Schema.String,
+    state: Schema.Array(Schema.String),
+    revision: Schema.Int,
+    allowed: Schema.Array(Schema.String)
+  }
+) {}
+
+/**
+ * A container with this id already exists, so an initial event cannot create it.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class AlreadyExists extends HttpApiError.Problem<AlreadyExists>()(
+  "AlreadyExists",
+  { type: "urn:evently:problem:already-exists", status: 409, title: "Already exists" },
+  { tag: Schema.String, id: Schema.String, version: Schema.Int }
+) {}
+
+/**
+ * The container kept changing under the command until the retry policy gave up; nothing was written. Sending the
+ * request again is safe.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class Contended extends HttpApiError.Problem<Contended>()(
+  "Contended",
+  { type: "urn:evently:problem:contended", status: 409, title: "Concurrent updates" },
+  { tag: Schema.String, attempts: Schema.Int }
+) {}
+
+/**
+ * `If-Match` names a version the container is not at; nothing was written. `actual` is its current version (the
+ * `ETag` to send after re-reading it).
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class PreconditionFailed extends HttpApiError.Problem<PreconditionFailed>()(
+  "PreconditionFailed",
+  { type: "urn:evently:problem:precondition-failed", status: 412, title: "Precondition failed" },
+  { tag: Schema.String, expected: Schema.String, actual: Schema.Int }
+) {}
+
+/**
+ * The request body is larger than the server accepts.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class PayloadTooLarge extends HttpApiError.Problem<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { type: "urn:evently:problem:payload-too-large", status: 413, title: "Payload too large" },
+  { tag: Schema.String, limit: Schema.Int }
+) {}
+
+/**
+ * The server requires `If-Match` on appends and the request has none.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class PreconditionRequired extends HttpApiError.Problem<PreconditionRequired>()(
+  "PreconditionRequired",
+  { type: "urn:evently:problem:precondition-required", status: 428, title: "Precondition required" },
+  { tag: Schema.String }
+) {}
+
+/**
+ * The event store failed (or a stored event does not decode); the request may or may not have been applied when it
+ * was an append: retry it with the same `Idempotency-Key`.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export class Unavailable extends HttpApiError.Problem<Unavailable>()(
+  "Unavailable",
+  { type: "urn:evently:problem:unavailable", status: 503, title: "Service unavailable" },
+  { tag: Schema.String }
+) {}

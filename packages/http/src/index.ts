@@ -1,0 +1,14 @@
+/**
+ * @since 0.1.0
+ */
+export * as ContainerApi from "./ContainerApi.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as ContainerIndex from "./ContainerIndex.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Problem from "./Problem.ts"

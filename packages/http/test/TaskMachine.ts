@@ -1,0 +1,45 @@
+/**
+ * The task machine of `examples/task-list/src/TaskMachine.ts`, copied: the example serves this package, so this
+ * package cannot import it without a cycle in the project references. Keep the two identical.
+ */
+import { Accumulate, Machine, Rule } from "@evently/machine"
+import * as Schema from "effect/Schema"
+
+const { nothing, event, allOf, anyOf, butNot } = Rule
+const { union, keep, alias } = Accumulate
+
+/** The task's events. */
+export const TaskEvent = Schema.TaggedUnion({
+  Created: { description: Schema.String },
+  Assigned: { assignee: Schema.String },
+  Scheduled: { deadline: Schema.String },
+  Started: {},
+  Reassigned: { assignee: Schema.String },
+  Rescheduled: { deadline: Schema.String },
+  Revised: { description: Schema.String },
+  Canceled: {},
+  Completed: {}
+})
+
+/** One task event. */
+export type TaskEvent = typeof TaskEvent.Type
+
+/** The task machine: the rules table of the seed, one line per event type. */
+// prettier-ignore
+export const TaskMachine = Machine.make(TaskEvent, {
+  Created:     { follows: nothing() },
+  Assigned:    { follows: allOf("Created", butNot("Assigned")),  accumulate: union(), requires: ["assignee"] },
+  Scheduled:   { follows: allOf("Created", butNot("Scheduled")), accumulate: union(), requires: ["deadline"] },
+  Started:     { follows: allOf("Assigned", "Scheduled") },
+  Reassigned:  { follows: event("Started"), accumulate: keep(), requires: ["assignee"] },
+  Rescheduled: { follows: event("Started"), accumulate: keep(), requires: ["deadline"] },
+  Revised:     { follows: anyOf("Created", "Started"), accumulate: alias("Created"), restarting: true },
+  Canceled:    { follows: event("Started") },
+  Completed:   { follows: event("Started") }
+})
+
+/** A task's state: control state, version and the latest value of each field. */
+export type TaskState = Machine.StateOf<typeof TaskMachine>
+
+/** Constructors for the task's events. */
+export const Task = TaskEvent.cases
