@@ -8,6 +8,7 @@ import { CommandHandler, EventCodec, EventStore, ExpectedVersion, RetryPolicy } 
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -51,6 +52,27 @@ export const eventlyTables = PgSchema.tableNames("evently_")
 /** evently's event store on the benchmark's pool and `evently_` tables, through the public constructor only. */
 export const eventlyStore = (options: PgEventStore.Options = {}) =>
   PgEventStore.make(options).pipe(Effect.provideService(PgSchema.Tables, eventlyTables))
+
+/**
+ * evently's store in a metric registry of its own, with a summary of its group-commit batches (how many appends each
+ * statement carried) for the run's check column.
+ */
+const eventlyStoreWithBatches = Effect.fnUntraced(function* (options: PgEventStore.Options) {
+  const registry: Metric.MetricRegistry = new Map()
+  const store = yield* Effect.provideService(eventlyStore(options), Metric.MetricRegistry, registry)
+  const batches = Effect.map(Metric.value(PgEventStore.batchSizes), (h) => {
+    const mean = h.count === 0 ? 0 : h.sum / h.count
+    // The buckets are cumulative: the count up to each bound. Listed here per bucket, empty ones left out.
+    const perBucket: Array<string> = []
+    let previous = 0
+    for (const [bound, cumulative] of h.buckets) {
+      if (cumulative > previous) perBucket.push(`≤${bound}: ${cumulative - previous}`)
+      previous = cumulative
+    }
+    return `${h.count} batches, mean ${mean.toFixed(1)} appends, max ${h.max} (${perBucket.join(", ")})`
+  }).pipe(Effect.provideService(Metric.MetricRegistry, registry))
+  return { store, batches }
+})
 
 const payload = { description: "Water the plants", assignee: "alice", priority: 3 }
 const payloadJson = JSON.stringify(payload)
@@ -106,7 +128,7 @@ const newStream = (size: number, append: Append): Variant => ({
             })
         }
       }
-      const store = yield* eventlyStore({ notify: append.notify })
+      const { batches, store } = yield* eventlyStoreWithBatches({ notify: append.notify })
       const options = { expected: ExpectedVersion.NoStream }
       return {
         operation: (worker, sequence) =>
@@ -114,7 +136,11 @@ const newStream = (size: number, append: Append): Variant => ({
             store.append(streamOf(worker, sequence), newEvents(batch(run, worker, sequence, size)), options)
           ),
         // The first measured operation of worker 0 created its stream with exactly `size` events.
-        check: Effect.flatMap(store.streamVersion(streamOf(0, 0)), (v) => expectVersion(streamOf(0, 0), v, size))
+        check: Effect.zipWith(
+          Effect.flatMap(store.streamVersion(streamOf(0, 0)), (v) => expectVersion(streamOf(0, 0), v, size)),
+          batches,
+          (version, summary) => `${version}; ${summary}`
+        )
       }
     })
 })
@@ -154,7 +180,7 @@ const existingStream = (append: Append): Variant => ({
             })
         }
       }
-      const store = yield* eventlyStore({ notify: append.notify })
+      const { batches, store } = yield* eventlyStoreWithBatches({ notify: append.notify })
       yield* Effect.forEach(versions, (_, worker) =>
         store.append(streamOf(worker), newEvents(seed(worker)), { expected: ExpectedVersion.NoStream })
       )
@@ -169,7 +195,11 @@ const existingStream = (append: Append): Variant => ({
           )
         },
         // Every Exact(v) append of worker 0 succeeded, so its stream is at the version the worker counted.
-        check: Effect.flatMap(store.streamVersion(streamOf(0)), (v) => expectVersion(streamOf(0), v, versions[0]!))
+        check: Effect.zipWith(
+          Effect.flatMap(store.streamVersion(streamOf(0)), (v) => expectVersion(streamOf(0), v, versions[0]!)),
+          batches,
+          (version, summary) => `${version}; ${summary}`
+        )
       }
     })
 })
@@ -325,7 +355,7 @@ export const workloads: ReadonlyArray<Workload> = [
   {
     id: "w1",
     title: "1. append 1 event, new stream (NoStream)",
-    concurrency: [1, 8],
+    concurrency: [1, 8, 32],
     eventsPerOperation: 1,
     seconds: { quick: 1, full: 10 },
     variants: { R0: newStream(1, "R0"), R1: newStream(1, "R1"), evently: newStream(1, { notify: true }) }
@@ -333,7 +363,7 @@ export const workloads: ReadonlyArray<Workload> = [
   {
     id: "w2",
     title: "2. append 1 event, existing stream (Exact)",
-    concurrency: [1, 8],
+    concurrency: [1, 8, 32],
     eventsPerOperation: 1,
     seconds: { quick: 1, full: 10 },
     variants: { R0: existingStream("R0"), R1: existingStream("R1"), evently: existingStream({ notify: true }) }

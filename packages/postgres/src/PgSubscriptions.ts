@@ -18,7 +18,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import * as SqlClient from "effect/sql/SqlClient"
-import type * as SqlError from "effect/sql/SqlError"
+import * as SqlError from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
 import * as EventRow from "./internal/eventRow.ts"
@@ -372,6 +372,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               R
             >
           )
+        // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it.
+        const isolate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          sql
+            .withTransaction(effect)
+            .pipe(
+              Effect.mapError((error) => (SqlError.isSqlError(error) ? storage("handle")(error) : error))
+            ) as Effect.Effect<A, E | Subscriptions.SubscriptionStorageError, R>
         const park = (event: EventStore.RecordedEvent, error: unknown) =>
           sql`insert into ${sql(t.parked)}
               (subscription, partition, position, transaction_id, event_id, stream, event_type, error)
@@ -422,6 +429,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               checkpoint: { transactionId: to.tx, position: to.pos },
               commit: poison(commit(to, events.length)),
               commitWith: (effect) => poison(commitWith(to, events.length, effect)),
+              isolate,
               park: (event, error) => poison(park(event, error))
             }
             return [[batch], Option.some(to)] as const
@@ -450,9 +458,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     )
 
   const subscribe = (name: string, opts?: Subscriptions.SubscribeOptions) =>
-    Stream.mergeAll(
-      Subscriptions.partitionsOf(opts).map((partition) => resilient(name, partition, opts)),
-      { concurrency: "unbounded" }
+    Subscriptions.checked(name, opts, () =>
+      Stream.mergeAll(
+        Subscriptions.partitionsOf(opts).map((partition) => resilient(name, partition, opts)),
+        { concurrency: "unbounded" }
+      )
     )
 
   interface CheckpointRow {

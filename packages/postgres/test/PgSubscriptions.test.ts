@@ -215,6 +215,65 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 
+  it.effect(
+    "transactional handling: a failed statement undoes only its own handling, so retry and skip still work",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const subs = yield* Subscriptions.Subscriptions
+        yield* sql`create table tx_projection (k text primary key, position bigint not null)`
+        yield* sql`insert into tx_projection (k, position) values ('taken', 0)`
+        const positions = yield* insertEvents("txp-1", 4)
+        const bad = positions[1]!
+        // The bad event's first write hits the primary key: Postgres would abort the whole batch's transaction.
+        const project =
+          (name: string, tries: { n: number }, healAfter: number) => (event: { readonly position: bigint }) =>
+            Effect.suspend(() => {
+              const key = event.position === bad && ++tries.n <= healAfter ? "taken" : `${name}-${event.position}`
+              return sql`insert into tx_projection (k, position) values (${key}, ${event.position})`
+            })
+        const retryTries = { n: 0 }
+        const retrying = yield* subs
+          .run("tx-retry", project("retry", retryTries, 2), {
+            categories: ["txp"],
+            transactional: true,
+            onError: Subscriptions.Retry(Schedule.spaced("5 millis"))
+          })
+          .pipe(Effect.forkChild)
+        yield* subs.waitUntilCaughtUp("tx-retry")
+        yield* Fiber.interrupt(retrying)
+        assert.strictEqual(retryTries.n, 3)
+        const retried = yield* sql<{
+          position: bigint
+        }>`select position from tx_projection where k like 'retry-%' order by 1`
+        assert.deepStrictEqual(
+          retried.map((r) => BigInt(r.position)),
+          [...positions]
+        )
+
+        const skipping = yield* subs
+          .run("tx-skip", project("skip", { n: 0 }, Infinity), {
+            categories: ["txp"],
+            transactional: true,
+            onError: Subscriptions.Skip
+          })
+          .pipe(Effect.forkChild)
+        yield* subs.waitUntilCaughtUp("tx-skip")
+        yield* Fiber.interrupt(skipping)
+        const skipped = yield* sql<{
+          position: bigint
+        }>`select position from tx_projection where k like 'skip-%' order by 1`
+        assert.deepStrictEqual(
+          skipped.map((r) => BigInt(r.position)),
+          positions.filter((p) => p !== bad)
+        )
+        assert.deepStrictEqual(
+          (yield* subs.parked("tx-skip")).map((event) => event.position),
+          [bad]
+        )
+      })
+  )
+
   it.effect("error policies: stop fails, skip parks the event with its error, retry retries", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient

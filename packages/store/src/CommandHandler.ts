@@ -220,6 +220,11 @@ const outcomeOf = <A extends { readonly duplicate: boolean; readonly events: Rea
 }
 
 /** The events a command id produced, as found in a stream. */
+/** A loaded state and the id of the event at its version (unknown when it came from a snapshot alone). */
+interface Known<State> extends Loaded<State> {
+  readonly lastEventId: string | undefined
+}
+
 interface Found<Event> {
   readonly version: number
   readonly events: Array<Event>
@@ -260,8 +265,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
 
     // Most recently used last: a Map keeps insertion order, so the first key is the one to evict.
     const capacity = options.cache === false ? 0 : Math.max(0, Math.floor(options.cache?.capacity ?? 1_000))
-    const cache = new Map<StreamName.StreamName, Loaded<State>>()
-    const cacheGet = (stream: StreamName.StreamName): Loaded<State> | undefined => {
+    const cache = new Map<StreamName.StreamName, Known<State>>()
+    const cacheGet = (stream: StreamName.StreamName): Known<State> | undefined => {
       const entry = cache.get(stream)
       if (entry !== undefined) {
         cache.delete(stream)
@@ -269,7 +274,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       }
       return entry
     }
-    const cacheSet = (loaded: Loaded<State>): void => {
+    const cacheSet = (loaded: Known<State>): void => {
       if (capacity === 0) return
       const current = cache.get(loaded.stream)
       if (current !== undefined && current.version > loaded.version) return
@@ -344,9 +349,10 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const loadStream = Effect.fnUntraced(function* (
       stream: StreamName.StreamName,
       commandId: string | undefined,
-      previous?: { readonly loaded: Loaded<State>; readonly found: Found<Event> | undefined }
-    ) {
-      const cached = previous === undefined ? cacheGet(stream) : previous.loaded
+      previous?: { readonly loaded: Known<State>; readonly found: Found<Event> | undefined }
+    ): Effect.fn.Return<{ readonly loaded: Known<State>; readonly found: Found<Event> | undefined }, LoadError> {
+      const fromCache = previous === undefined ? cacheGet(stream) : undefined
+      const cached = previous?.loaded ?? fromCache
       const [snapshotVersion, initial, startVersion] =
         cached === undefined
           ? Option.match(yield* snapshotOf(stream), {
@@ -356,13 +362,26 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           : ([cached.snapshotVersion, cached.state, previous?.loaded.startVersion ?? cached.version] as const)
       let state = initial
       let version = cached?.version ?? snapshotVersion
+      let lastEventId = cached?.lastEventId
+      // A cached state is checked against the stream: its last event must still be there, at its version (an append
+      // in a caller's transaction that was rolled back would otherwise leave a state that never existed).
+      const verify = fromCache?.lastEventId
+      let unverified = verify !== undefined
+      let stale = false
       let eventsRead = 0
       let found: Found<Event> | undefined = previous?.found
-      yield* typed.readStream(stream, { from: version + 1 }).pipe(
+      yield* typed.readStream(stream, { from: verify === undefined ? version + 1 : version }).pipe(
         Stream.runForEach((recorded) =>
           Effect.sync(() => {
+            if (unverified) {
+              unverified = false
+              stale = recorded.streamVersion !== version || recorded.eventId !== verify
+              return
+            }
+            if (stale) return
             state = decider.evolve(state, recorded.event)
             version = recorded.streamVersion
+            lastEventId = recorded.eventId
             eventsRead++
             if (commandId !== undefined && recorded.metadata.causationId === commandId) {
               found ??= { version: 0, events: [], positions: [] }
@@ -375,7 +394,11 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           })
         )
       )
-      const loaded: Loaded<State> = { stream, version, state, snapshotVersion, startVersion, eventsRead }
+      if (unverified || stale) {
+        cache.delete(stream)
+        return yield* loadStream(stream, commandId)
+      }
+      const loaded: Known<State> = { stream, version, state, snapshotVersion, startVersion, eventsRead, lastEventId }
       cacheSet(loaded)
       return { loaded, found }
     })
@@ -445,7 +468,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       const name = yield* StreamName.parse(stream)
       yield* Effect.annotateCurrentSpan("stream", name)
       const { loaded } = yield* loadStream(name, undefined)
-      return loaded
+      const { lastEventId: _known, ...result } = loaded
+      return result satisfies Loaded<State>
     })
 
     const handle = Effect.fn("CommandHandler.handle")(function* (
@@ -465,7 +489,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           ? { correlationId, causationId: commandId }
           : { correlationId, causationId: commandId, headers: handleOptions.headers }
       let attempts = 0
-      let previous: { readonly loaded: Loaded<State>; readonly found: Found<Event> | undefined } | undefined
+      let previous: { readonly loaded: Known<State>; readonly found: Found<Event> | undefined } | undefined
 
       const attempt = Effect.gen(function* () {
         attempts++
@@ -531,7 +555,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           version: appended.version,
           state,
           snapshotVersion: saved ? appended.version : loaded.snapshotVersion,
-          eventsRead: 0
+          eventsRead: 0,
+          lastEventId: eventId(name, commandId, events.length - 1)
         })
         const handled: Handled<Event, State> = {
           stream: name,

@@ -235,7 +235,69 @@ export class CaughtUpTimeout extends Schema.TaggedError<CaughtUpTimeout>("@event
  * @since 0.1.0
  * @category errors
  */
-export type SubscriptionError = SubscriptionStorageError | LeaseLost | CheckpointFromAnotherCluster
+export type SubscriptionError =
+  | SubscriptionStorageError
+  | LeaseLost
+  | CheckpointFromAnotherCluster
+  | InvalidSubscription
+
+/**
+ * The subscription's options cannot work (a batch size or partition that is not a positive whole number, a partition
+ * outside the group); refused before any I/O.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidSubscription extends Schema.TaggedError<InvalidSubscription>("@evently/store/InvalidSubscription")(
+  "InvalidSubscription",
+  { subscription: Schema.String, reason: Schema.String }
+) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' cannot run: ${this.reason}`
+  }
+}
+
+const isWhole = (n: number, min: number) => Number.isSafeInteger(n) && n >= min
+
+/**
+ * What is wrong with a subscription's options, or `undefined` when nothing is.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const optionsProblem = (options: SubscribeOptions | undefined): string | undefined => {
+  if (options === undefined) return undefined
+  if (options.batchSize !== undefined && !isWhole(options.batchSize, 1)) {
+    return `batchSize must be a whole number of at least 1, not ${options.batchSize}`
+  }
+  const partitions = options.partitions ?? 1
+  if (!isWhole(partitions, 1)) return `partitions must be a whole number of at least 1, not ${partitions}`
+  const chosen =
+    options.partition === undefined
+      ? []
+      : typeof options.partition === "number"
+        ? [options.partition]
+        : options.partition
+  const outside = chosen.find((p) => !isWhole(p, 0) || p >= partitions)
+  if (outside !== undefined) return `partition ${outside} is not one of 0..${partitions - 1}`
+  return undefined
+}
+
+/**
+ * The subscription's options checked: a stream that fails with {@link InvalidSubscription} at once when they cannot
+ * work, or the adapter's stream.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const checked = (
+  name: string,
+  options: SubscribeOptions | undefined,
+  stream: () => Stream.Stream<Batch, SubscriptionError>
+): Stream.Stream<Batch, SubscriptionError> => {
+  const reason = optionsProblem(options)
+  return reason === undefined ? stream() : Stream.fail(new InvalidSubscription({ subscription: name, reason }))
+}
 
 /**
  * A page of events delivered to a consumer, in `(transactionId, position)` order, all of one partition. The
@@ -253,6 +315,11 @@ export interface Batch {
   readonly checkpoint: Checkpoint
   readonly commit: Effect.Effect<void, SubscriptionError>
   readonly commitWith: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SubscriptionError, R>
+  /**
+   * Runs one handling inside `commitWith`'s transaction so that its failure undoes its own writes only (a savepoint
+   * on Postgres): the transaction stays usable for a retry, for parking the event, and for the rest of the batch.
+   */
+  readonly isolate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SubscriptionError, R>
   readonly park: (event: EventStore.RecordedEvent, error: unknown) => Effect.Effect<void, SubscriptionError>
 }
 
@@ -406,7 +473,8 @@ export const makeRun =
       batch: Batch,
       event: EventStore.RecordedEvent
     ): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
-      const attempt = Effect.suspend(() => handler(event))
+      const handling = Effect.suspend(() => handler(event))
+      const attempt = options?.transactional === true ? batch.isolate(handling) : handling
       switch (policy._tag) {
         case "Stop":
           return Effect.catch(attempt, (error) => stop(event, error))
@@ -423,8 +491,14 @@ export const makeRun =
     const handleBatch = (batch: Batch) => {
       const body = Effect.forEach(batch.events, (event) => handleOne(batch, event), { discard: true })
       const committed = options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
+      // A lost lease or a lost connection ends this session of the subscription, not `run`: the stream starts over
+      // from the checkpoint and delivers the batch again.
       return committed.pipe(
-        Effect.catchTag("LeaseLost", (lost) => Effect.logWarning(`${lost.message}; the batch will be delivered again`))
+        Effect.catchTags({
+          LeaseLost: (lost) => Effect.logWarning(`${lost.message}; the batch will be delivered again`),
+          SubscriptionStorageError: (error) =>
+            Effect.logWarning(`Subscription '${name}': ${error.message}; the batch will be delivered again`)
+        })
       )
     }
     return subscribe(name, options).pipe(
@@ -511,6 +585,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
             checkpoint: toCheckpoint(last),
             commit: commitTo(last),
             commitWith: (effect) => Effect.tap(effect, () => commitTo(last)),
+            isolate: (effect) => effect,
             park: (event, error) =>
               Effect.sync(() => {
                 parkedEvents.push({
@@ -549,9 +624,11 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       )
 
     const subscribe = (name: string, options?: SubscribeOptions): Stream.Stream<Batch, SubscriptionError> =>
-      Stream.mergeAll(
-        partitionsOf(options).map((partition) => partitionStream(name, partition, options)),
-        { concurrency: "unbounded" }
+      checked(name, options, () =>
+        Stream.mergeAll(
+          partitionsOf(options).map((partition) => partitionStream(name, partition, options)),
+          { concurrency: "unbounded" }
+        )
       )
 
     const lagOf = Effect.fnUntraced(function* (key: string, partition: number, until: bigint | undefined) {

@@ -44,6 +44,21 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
   const live = (name: string, test: () => Effect.Effect<void, unknown, Subscriptions.Subscriptions | R>) =>
     it.live(name, () => Effect.provide(test(), options.layer()), 60_000)
 
+  live("options that cannot work are refused with a typed error before any read", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const refusals = yield* Effect.forEach(
+        [{ batchSize: 0 }, { batchSize: 2.5 }, { partitions: 0 }, { partitions: 3, partition: 3 }, { partition: -1 }],
+        (opts) => Effect.flip(Stream.runDrain(subs.subscribe("invalid", opts)))
+      )
+      assert.deepStrictEqual(
+        refusals.map((error) => error._tag),
+        refusals.map(() => "InvalidSubscription")
+      )
+      assert.include(refusals[3]!.message, "partition 3 is not one of 0..2")
+    })
+  )
+
   live("delivers every event once in order and resumes from the committed checkpoint", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
