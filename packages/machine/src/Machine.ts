@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import * as Accumulate from "./Accumulate.ts"
 import type * as Decider from "./Decider.ts"
 import * as Core from "./internal/core.ts"
-import type * as Rule from "./Rule.ts"
+import * as Rule from "./Rule.ts"
 
 /**
  * An event that the machine's rules do not allow in the current state. The message reads
@@ -325,26 +325,26 @@ const build = <E extends Tagged, Data>(
   type S = State<E["_tag"], Data>
   const initial: S = { tags: [], version: 1, position: 0, data: data.initial }
   const allowedIn = (state: S) => Core.allowed(def, controlOf(state)) as Array<E["_tag"]>
-  const evolve = (state: S, event: E): S => {
-    const spec = def.specs[event._tag]!
-    return {
-      tags: Core.ordered(def, Core.next(def, controlOf(state), event._tag).tags) as Array<E["_tag"]>,
-      version: spec.restarting ? state.version + 1 : state.version,
-      position: state.position + 1,
-      data: data.evolve(state.data, event)
-    }
-  }
+  const hasAutos = Object.keys(autoEvents).length > 0
+  const evolveFrom = (state: S, control: Core.Control, event: E, spec: Core.Spec): S => ({
+    tags: Core.ordered(def, Core.next(def, control, event._tag).tags) as Array<E["_tag"]>,
+    version: spec.restarting ? state.version + 1 : state.version,
+    position: state.position + 1,
+    data: data.evolve(state.data, event)
+  })
+  const evolve = (state: S, event: E): S => evolveFrom(state, controlOf(state), event, def.specs[event._tag]!)
   const transition = (state: S, event: E): Result.Result<S, MachineError> => {
     const spec = def.specs[event._tag]
-    const allowed = allowedIn(state)
-    if (spec === undefined || !allowed.includes(event._tag)) {
+    const control = controlOf(state)
+    // Only the event's own rule decides; the list of allowed types is computed for the error alone.
+    if (spec === undefined || !Rule.holds(spec.follows, control.tags, control.empty)) {
       return Result.fail(
         new IllegalTransition({
           eventType: event._tag,
           state: [...state.tags],
           version: state.version,
           initial: state.position === 0,
-          allowed
+          allowed: Core.allowed(def, control) as Array<E["_tag"]>
         })
       )
     }
@@ -354,13 +354,14 @@ const build = <E extends Tagged, Data>(
         return Result.fail(new MissingRequiredField({ eventType: event._tag, field }))
       }
     }
-    return Result.succeed(evolve(state, event))
+    return Result.succeed(evolveFrom(state, control, event, spec))
   }
   const step = (state: S, event: E): Result.Result<Step<E, E["_tag"], Data>, MachineError> =>
     Result.map(transition(state, event), (after) => {
       const events: Array<E> = [event]
       let current = after
       for (;;) {
+        if (!hasAutos) break
         const candidates = allowedIn(current)
         const auto = candidates.length === 1 ? autoEvents[candidates[0]!] : undefined
         if (auto === undefined) break
