@@ -82,6 +82,15 @@ export interface EventCodec<A extends { readonly _tag: string }> {
   readonly decode: (recorded: EventStore.RecordedEvent) => Effect.Effect<A, EventDecodeError>
 }
 
+const decodeError = (recorded: EventStore.RecordedEvent, issue: string) =>
+  new EventDecodeError({
+    position: recorded.position,
+    stream: recorded.stream,
+    type: recorded.type,
+    schemaVersion: recorded.schemaVersion,
+    issue
+  })
+
 /**
  * Builds a codec from a Schema union of tagged events (for example `Schema.TaggedUnion({...})` or a
  * `Schema.Union` of `Schema.TaggedStruct`s / `Schema.TaggedClass`es).
@@ -106,15 +115,6 @@ export const make = <A extends { readonly _tag: string }, I extends { readonly _
     })
 
   const decodeCurrent = Schema.decodeUnknownResult(schema)
-  const decodeError = (recorded: EventStore.RecordedEvent, issue: string) =>
-    new EventDecodeError({
-      position: recorded.position,
-      stream: recorded.stream,
-      type: recorded.type,
-      schemaVersion: recorded.schemaVersion,
-      issue
-    })
-
   // Rows at today's schema version (nearly all of them) decode without an Effect per event.
   const decode = (recorded: EventStore.RecordedEvent): Effect.Effect<A, EventDecodeError> => {
     const data = recorded.data
