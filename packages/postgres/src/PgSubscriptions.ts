@@ -439,22 +439,30 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       })
     )
 
-  // A session that ends with a storage error (connection killed, commit failed) starts over from the checkpoint.
+  // A session that ends with a storage error (connection killed, commit failed) or a lost lease starts over from
+  // the checkpoint after `reconnectDelay`; any other failure (a checkpoint from another cluster) ends the stream.
+  // `Stream.retry` loops: the restarted session does not nest inside the failed one.
   const resilient = (
     name: string,
     partition: number,
     opts: Subscriptions.SubscribeOptions | undefined
   ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> =>
     session(name, partition, opts).pipe(
-      Stream.catchTags({
-        SubscriptionStorageError: (error) =>
-          Stream.unwrap(
-            Effect.logWarning(
-              `Subscription '${name}' partition ${partition}: ${error.message}; reconnecting in ${Duration.format(reconnectDelay)}`
-            ).pipe(Effect.andThen(Effect.sleep(reconnectDelay)), Effect.as(resilient(name, partition, opts)))
+      Stream.retry(
+        Schedule.spaced(reconnectDelay).pipe(
+          Schedule.while(
+            ({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
+              input._tag === "SubscriptionStorageError" || input._tag === "LeaseLost"
           ),
-        LeaseLost: () => Stream.suspend(() => resilient(name, partition, opts))
-      })
+          Schedule.tap(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
+            input._tag === "LeaseLost"
+              ? Effect.void
+              : Effect.logWarning(
+                  `Subscription '${name}' partition ${partition}: ${input.message}; reconnecting in ${Duration.format(reconnectDelay)}`
+                )
+          )
+        )
+      )
     )
 
   const subscribe = (name: string, opts?: Subscriptions.SubscribeOptions) =>
