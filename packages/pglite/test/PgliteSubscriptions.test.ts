@@ -3,7 +3,6 @@ import { PGlite } from "@electric-sql/pglite"
 import { PgClient } from "@effect/sql-pg"
 import { PgliteClient } from "@evently/pglite"
 import { PgEventStore, PgSchema, PgSubscriptions } from "@evently/postgres"
-import { EventStore } from "@evently/store"
 import { SubscriptionsSuite } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -30,14 +29,6 @@ const fresh = () => {
 describe("PgSubscriptions on PGlite (behavioural suite)", () => {
   SubscriptionsSuite.subscriptionsSuite({
     layer: fresh,
-    append: (stream, count, type = "Happened") =>
-      Effect.gen(function* () {
-        const store = yield* EventStore.EventStore
-        const result = yield* store.append(
-          stream,
-          Array.from({ length: count }, (_, i) => ({ type, data: { n: i } }))
-        )
-        return result.positions
-      })
+    append: SubscriptionsSuite.appendThroughStore
   })
 })

@@ -5,8 +5,7 @@
  * @since 0.1.0
  */
 import { assert, it } from "@effect/vitest"
-import type { EventStore } from "@evently/store"
-import { Subscriptions } from "@evently/store"
+import { EventStore, Subscriptions } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
@@ -24,6 +23,21 @@ export interface SuiteOptions<R> {
   readonly layer: () => Layer.Layer<Subscriptions.Subscriptions | R>
   readonly append: (stream: string, count: number, type?: string) => Effect.Effect<ReadonlyArray<bigint>, unknown, R>
 }
+
+/**
+ * Appends `count` events through the `EventStore` in context: the suite's `append` for any layer with a store.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const appendThroughStore = Effect.fnUntraced(function* (stream: string, count: number, type = "Happened") {
+  const store = yield* EventStore.EventStore
+  const result = yield* store.append(
+    stream,
+    Array.from({ length: count }, (_, i) => ({ type, data: { n: i } }))
+  )
+  return result.positions
+})
 
 const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string) =>
   subs.status(name).pipe(
