@@ -40,13 +40,15 @@ export interface Options {
 
 /**
  * Bounds of group commit (on by default; `groupCommit: false` turns it off). Concurrent appends outside a caller's
- * transaction wait in a queue; whenever fewer than `maxBatchesInFlight` batches (default 2) are being written, the
- * queue takes up to `maxAppends` appends (default 64) holding up to `maxEvents` events (default 1,000; an append
- * larger than that goes alone) into one statement. A lone append goes out at once: no timer, no added latency.
- * Fewer batches in flight make larger batches (less work per event); more keep other appends moving while one batch
- * waits, for example on a stream row a caller's open transaction has locked. Two appends to one stream are never in
- * flight together: the second waits for the first's batch and sees its result. An append inside
- * `sql.withTransaction` is never coalesced: it runs in that transaction.
+ * transaction wait in a queue; when no batch is being written, the queue takes up to `maxAppends` appends (default
+ * 64) holding up to `maxEvents` events (default 1,000; an append larger than that goes alone) into one statement. A
+ * lone append goes out at once: no timer, no added latency; under load a batch is whatever arrived while the previous
+ * one was written, so batches grow with the load. Up to `maxBatchesInFlight` batches (default 2) are written at once,
+ * but a second one starts only when the first was full or is late (twice the typical batch time: waiting, for
+ * example, on a stream row that a caller's open transaction has locked), so one stuck batch never holds up the
+ * others, while fewer, larger batches do less work per event. Two appends to one stream are never in flight together:
+ * the second waits for the first's batch and sees its result. An append inside `sql.withTransaction` is never
+ * coalesced: it runs in that transaction.
  *
  * @since 0.1.0
  * @category models

@@ -236,6 +236,63 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
       })
   )
 
+  it.effect("a batch held up by a lock does not hold up the appends to other streams", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const { es, metrics } = yield* storeWithMetrics()
+      const category = `l${unique()}`
+      const held = `${category}-held`
+      const others = Array.from({ length: 10 }, (_, i) => `${category}-${i}`)
+      yield* es.append(held, [{ type: "Seeded", data: 0 }])
+      // The batch needs a connection of its own while the transaction holds one. Run alone, this suite's pool had
+      // only ever opened one and did not open another while the transaction held it (not reproduced outside the test
+      // runner), so three are opened here first: this test is about the queue, not the pool.
+      yield* Effect.all(
+        Array.from({ length: 3 }, () => sql`select pg_sleep(0.05)`),
+        { concurrency: "unbounded" }
+      )
+      const locked = yield* Deferred.make<void>()
+      const othersMayGo = yield* Deferred.make<void>()
+      // Forked before the transaction, so these appends are coalesced, outside it.
+      const blocked = yield* Effect.andThen(
+        Deferred.await(locked),
+        es.append(held, [{ type: "Outside", data: 0 }])
+      ).pipe(Effect.forkChild)
+      const unblocked = yield* Effect.andThen(
+        Deferred.await(othersMayGo),
+        Effect.forEach(others, (stream) => es.append(stream, [{ type: "Other", data: 0 }]), {
+          concurrency: "unbounded"
+        })
+      ).pipe(Effect.forkChild)
+      const othersWhileLocked = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          // The caller's transaction bumps the stream's row and keeps it locked until it commits.
+          const inside = yield* es.append(held, [{ type: "Inside", data: 0 }])
+          assert.strictEqual(inside.version, 2)
+          yield* Deferred.succeed(locked, undefined)
+          yield* Effect.gen(function* () {
+            const rows = yield* sql<{ readonly waiting: number }>`
+              select count(*)::int4 as waiting from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'`
+            if (rows[0]!.waiting === 0) return yield* Effect.fail("not waiting yet")
+          }).pipe(Effect.retry(Schedule.spaced("20 millis")))
+          yield* Deferred.succeed(othersMayGo, undefined)
+          // Joined while the lock is still held: they must finish without it (or the timeout fails the test).
+          return yield* Fiber.join(unblocked).pipe(Effect.timeout("20 seconds"))
+        })
+      )
+      assert.deepStrictEqual(
+        othersWhileLocked.map((r) => r.version),
+        others.map(() => 1)
+      )
+      const outside = yield* Fiber.join(blocked)
+      assert.strictEqual(outside.version, 3)
+      assert.deepStrictEqual(yield* versionsOf(held), [1, 2, 3])
+      const { sizes } = yield* metrics
+      assert.strictEqual(sizes.sum, 12, "every append outside the transaction went through the queue")
+    })
+  )
+
   it.effect("an append inside the caller's transaction is not coalesced: a rollback leaves nothing of it", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
