@@ -11,7 +11,8 @@
  * id stored and decides idempotency as usual).
  */
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -55,16 +56,21 @@ export const make = <I extends Item, A, E>(options: {
 }) => {
   const { maxAppends, maxBatchesInFlight, maxEvents } = options.bounds
   const pending: Array<Entry<I, A, E>> = []
+  /** How many events the appends in `pending` hold. */
+  let pendingEvents = 0
   const writing = new Set<string>()
-  /** When each batch in flight started (performance.now(), ms). */
+  // Time comes from the store's Clock (so a TestClock drives it in tests), read in fractional milliseconds.
+  const clock = Context.get(options.context, Clock.Clock)
+  const nowMs = () => Number(clock.currentTimeNanosUnsafe()) / 1e6
+  /** When each batch in flight started (ms, on `clock`). */
   const started = new Map<ReadonlyArray<Entry<I, A, E>>, number>()
   /** A moving average of how long a batch takes, in ms: what "a batch in flight is late" is measured against. */
   let typicalMs = 1
   let timerArmed = false
 
   /**
-   * Takes the next batch from the queue, in submission order, skipping what must wait. `full` says that an append
-   * that could have gone was left out because a bound was reached.
+   * Takes the next batch from the queue, in submission order, skipping what must wait. `full` says that the batch
+   * reached a bound: it holds `maxAppends` appends, or an append that could have gone was left out for its size.
    */
   const take = () => {
     const batch: Array<Entry<I, A, E>> = []
@@ -91,7 +97,7 @@ export const make = <I extends Item, A, E>(options: {
         rest.push(entry)
       }
     }
-    return { batch, rest, full }
+    return { batch, rest, full: full || batch.length >= maxAppends }
   }
 
   const complete = (batch: ReadonlyArray<Entry<I, A, E>>, exits: Exit.Exit<ReadonlyArray<Exit.Exit<A, E>>>) =>
@@ -109,7 +115,7 @@ export const make = <I extends Item, A, E>(options: {
       Effect.flatMap((exits) => complete(batch, exits)),
       Effect.ensuring(
         Effect.suspend(() => {
-          typicalMs += (performance.now() - started.get(batch)! - typicalMs) / 8
+          typicalMs += (nowMs() - started.get(batch)! - typicalMs) / 8
           started.delete(batch)
           for (const entry of batch) writing.delete(entry.item.stream)
           // Let the writers just completed submit their next appends first, so they join the next batch.
@@ -128,19 +134,24 @@ export const make = <I extends Item, A, E>(options: {
    */
   const pump: Effect.Effect<void> = Effect.suspend(() => {
     const batches: Array<Array<Entry<I, A, E>>> = []
-    const now = performance.now()
+    const now = nowMs()
     let retryAfterMs: number | undefined
     while (started.size < maxBatchesInFlight) {
+      // While a batch that is not late is in flight, only a full batch may start: when the queue is too short to
+      // fill one, do not even look (every submission pumps, so looking each time would cost O(n²) per batch).
+      const lateInMs = started.size === 0 ? 0 : 2 * typicalMs - (now - Math.min(...started.values()))
+      if (lateInMs > 0 && pending.length < maxAppends && pendingEvents <= maxEvents) {
+        retryAfterMs = lateInMs
+        break
+      }
       const { batch, full, rest } = take()
       if (batch.length === 0) break
-      if (started.size > 0 && !full) {
-        const lateInMs = 2 * typicalMs - (now - Math.min(...started.values()))
-        if (lateInMs > 0) {
-          retryAfterMs = lateInMs
-          break
-        }
+      if (lateInMs > 0 && !full) {
+        retryAfterMs = lateInMs
+        break
       }
       pending.splice(0, pending.length, ...rest)
+      for (const entry of batch) pendingEvents -= entry.item.eventIds.length
       started.set(batch, now)
       for (const entry of batch) writing.add(entry.item.stream)
       batches.push(batch)
@@ -177,11 +188,15 @@ export const make = <I extends Item, A, E>(options: {
     Effect.suspend(() => {
       const entry: Entry<I, A, E> = { item, deferred: Deferred.makeUnsafe<A, E>() }
       pending.push(entry)
+      pendingEvents += item.eventIds.length
       return Effect.andThen(pump, Deferred.await(entry.deferred)).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             const index = pending.indexOf(entry)
-            if (index >= 0) pending.splice(index, 1)
+            if (index >= 0) {
+              pending.splice(index, 1)
+              pendingEvents -= item.eventIds.length
+            }
           })
         )
       )

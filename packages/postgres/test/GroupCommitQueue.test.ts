@@ -1,0 +1,128 @@
+/**
+ * The group-commit queue on its own, with a `run` that holds each batch until the test lets it finish and a
+ * TestClock for "late": which appends go together, and when a second batch may start beside the first.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import { TestClock } from "effect/testing"
+import * as GroupCommitQueue from "../src/internal/groupCommit.ts"
+
+interface Item {
+  readonly stream: string
+  readonly eventIds: ReadonlyArray<string>
+}
+
+const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}) =>
+  Effect.gen(function* () {
+    const batches: Array<ReadonlyArray<string>> = []
+    const gates: Array<Deferred.Deferred<void>> = []
+    const queue = GroupCommitQueue.make<Item, string, never>({
+      context: yield* Effect.context<never>(),
+      bounds: { maxAppends: 64, maxEvents: 1_000, maxBatchesInFlight: 2, ...bounds },
+      metrics: {
+        batchSizes: Metric.histogram("test_batch_size", { boundaries: [1, 2, 4] }),
+        flushes: Metric.counter("test_flushes")
+      },
+      run: (batch) =>
+        Effect.gen(function* () {
+          const gate = yield* Deferred.make<void>()
+          batches.push(batch.map((item) => item.stream))
+          gates.push(gate)
+          yield* Deferred.await(gate)
+          return batch.map((item) => Exit.succeed(`${item.stream} written`))
+        })
+    })
+    let id = 0
+    const submit = (stream: string) =>
+      Effect.forkChild(queue.submit({ stream, eventIds: [`${stream}/${++id}`] }), { startImmediately: true })
+    /** Lets batch `index` finish, then lets every fiber run. */
+    const finish = (index: number) => Effect.andThen(Deferred.succeed(gates[index]!, undefined), settle)
+    return { batches, finish, submit }
+  })
+
+/** Lets every forked fiber run as far as it can. */
+const settle = Effect.repeat(Effect.yieldNow, { times: 20 })
+
+describe("group-commit queue", () => {
+  it.effect("a lone append goes at once; appends arriving while it is written wait, then go together", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness()
+      const a = yield* submit("s-a")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]])
+      const rest = yield* Effect.forEach(["s-b", "s-c", "s-d"], submit)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]], "a second, smaller batch does not start beside the first")
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c", "s-d"]])
+      yield* finish(1)
+      assert.strictEqual(yield* Fiber.join(a), "s-a written")
+      assert.deepStrictEqual(yield* Effect.forEach(rest, Fiber.join), ["s-b written", "s-c written", "s-d written"])
+    })
+  )
+
+  it.effect("a full batch starts beside the one in flight; what is left waits for a batch to finish", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness({ maxAppends: 2 })
+      yield* submit("s-a")
+      yield* settle
+      yield* Effect.forEach(["s-b", "s-c", "s-d"], submit)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c"]])
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c"]], "one append is not a full batch")
+      yield* finish(1)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c"], ["s-d"]])
+    })
+  )
+
+  it.effect("a batch that is late (twice the typical batch time) lets the next one start beside it", () =>
+    Effect.gen(function* () {
+      const { batches, submit } = yield* harness()
+      yield* submit("s-a")
+      yield* settle
+      yield* submit("s-b")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]])
+      // The typical batch time starts at 1 ms, so the first batch is late after 2.
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]])
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b"]])
+    })
+  )
+
+  it.effect("two appends to one stream never share a batch nor overlap, even when the first is late", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness()
+      yield* Effect.forEach(["s-x", "s-x", "s-y"], submit)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-x"]])
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-x"], ["s-y"]], "late: s-y goes, the second append to s-x still waits")
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-x"], ["s-y"], ["s-x"]])
+    })
+  )
+
+  it.effect("an append interrupted before its batch is taken is never written", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness()
+      yield* submit("s-a")
+      yield* settle
+      const b = yield* submit("s-b")
+      yield* submit("s-c")
+      yield* settle
+      yield* Fiber.interrupt(b)
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-c"]])
+    })
+  )
+})
