@@ -1,9 +1,14 @@
 /**
  * The raw-SQL baselines every workload is compared with, on the same driver and an identical table shape:
  * R0 = a plain INSERT (unnest for batches) into an events table; R1 = one hand-written statement doing the same
- * optimistic-concurrency append evently does (streams row + events).
+ * optimistic-concurrency append evently does (streams row + events). "R0 coalesced" is the ceiling of group commit on
+ * the machine: R0's rows from concurrent writers gathered into one plain INSERT, with no check of any kind.
  */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlError from "effect/sql/SqlError"
 
 export interface BenchEvent {
   readonly eventId: string
@@ -65,3 +70,59 @@ export const r1Append = (
     from s, unnest(${a.ids}::uuid[], ${a.types}::text[], ${a.data}::jsonb[]) with ordinality as t(id, type, data, n)
     returning position`
 }
+
+/** One row of an R0 append, as the coalescer gathers it. */
+export interface R0Row {
+  readonly stream: string
+  readonly version: number
+  readonly event: BenchEvent
+  readonly recordedAt: Date
+}
+
+/**
+ * R0 coalesced: each writer's row waits in a queue; whenever no statement is in flight, everything waiting (up to 64
+ * rows) goes out as one plain INSERT in one transaction. No expected-version check, no idempotency, no per-row
+ * outcome: the most any group commit could get out of this machine and this table, for reading evently's figures.
+ */
+export const r0Coalescer = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, table: string) {
+  const context = yield* Effect.context<never>()
+  interface Waiting {
+    readonly row: R0Row
+    readonly done: Deferred.Deferred<void, SqlError.SqlError>
+  }
+  const pending: Array<Waiting> = []
+  let writing = false
+  const insert = (rows: ReadonlyArray<R0Row>) =>
+    sql`insert into ${sql(table)} (stream, category, stream_version, event_id, event_type, data, recorded_at)
+      select * from unnest(${rows.map((r) => r.stream)}::text[],
+        ${rows.map((r) => r.stream.slice(0, r.stream.indexOf("-")))}::text[], ${rows.map((r) => r.version)}::int8[],
+        ${rows.map((r) => r.event.eventId)}::uuid[], ${rows.map((r) => r.event.type)}::text[],
+        ${rows.map((r) => r.event.data)}::jsonb[], ${rows.map((r) => r.recordedAt.toISOString())}::timestamptz[])`
+  const pump: Effect.Effect<void> = Effect.suspend(() => {
+    if (writing || pending.length === 0) return Effect.void
+    writing = true
+    const batch = pending.splice(0, 64)
+    return Effect.forkDetach(
+      Effect.exit(insert(batch.map((w) => w.row))).pipe(
+        Effect.flatMap((exit) =>
+          Effect.sync(() => {
+            for (const w of batch) Deferred.doneUnsafe(w.done, Exit.asVoid(exit))
+          })
+        ),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            writing = false
+            return Effect.andThen(Effect.yieldNow, pump)
+          })
+        ),
+        Effect.provideContext(context)
+      )
+    )
+  })
+  return (row: R0Row): Effect.Effect<void, SqlError.SqlError> =>
+    Effect.suspend(() => {
+      const done = Deferred.makeUnsafe<void, SqlError.SqlError>()
+      pending.push({ row, done })
+      return Effect.andThen(pump, Deferred.await(done))
+    })
+})

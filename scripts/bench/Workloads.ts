@@ -15,7 +15,7 @@ import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { Task, TaskEvent, TaskMachine } from "task-list/src/TaskMachine.ts"
-import { type BenchEvent, r0Append, r1Append } from "./Baselines.ts"
+import { type BenchEvent, r0Append, r0Coalescer, r1Append } from "./Baselines.ts"
 
 /** One operation of one worker: returns how many events it handled when that is not the workload's fixed number. */
 export type Operation = (worker: number, sequence: number) => Effect.Effect<number | void, unknown>
@@ -99,7 +99,7 @@ const uuidFor = (run: string, worker: number, sequence: number, index: number) =
 
 const now = Effect.map(DateTime.now, DateTime.toDateUtc)
 
-type Append = "R0" | "R1" | { readonly notify: boolean }
+type Append = "R0" | "R1" | "R0 coalesced" | { readonly notify: boolean }
 
 const expectVersion = (what: string, actual: number, expected: number) =>
   actual === expected
@@ -114,6 +114,21 @@ const newStream = (size: number, append: Append): Variant => ({
       const sql = yield* SqlClient.SqlClient
       const run = nextRun()
       const streamOf = (worker: number, sequence: number) => `bench-${run}w${worker}s${sequence}`
+      if (append === "R0 coalesced") {
+        if (size !== 1) return yield* Effect.die(new Error("R0 coalesced appends one event at a time"))
+        const write = yield* r0Coalescer(sql, "r0_events")
+        return {
+          operation: (worker, sequence) =>
+            Effect.flatMap(now, (at) =>
+              write({
+                stream: streamOf(worker, sequence),
+                version: 1,
+                event: batch(run, worker, sequence, 1)[0]!,
+                recordedAt: at
+              })
+            )
+        }
+      }
       if (append === "R0" || append === "R1") {
         return {
           operation: (worker, sequence) =>
@@ -156,6 +171,22 @@ const existingStream = (append: Append): Variant => ({
       // Every stream exists (version 1) before the first operation.
       const versions = Array.from({ length: concurrency }, () => 1)
       const seed = (worker: number) => batch(run, worker, 2 ** 40, 1)
+      if (append === "R0 coalesced") {
+        const write = yield* r0Coalescer(sql, "r0_events")
+        return {
+          operation: (worker, sequence) =>
+            Effect.flatMap(now, (at) => {
+              const version = versions[worker]! + 1
+              versions[worker] = version
+              return write({
+                stream: streamOf(worker),
+                version,
+                event: batch(run, worker, sequence, 1)[0]!,
+                recordedAt: at
+              })
+            })
+        }
+      }
       if (append === "R0" || append === "R1") {
         const tables = { events: "r1_events", streams: "r1_streams" }
         yield* Effect.forEach(versions, (_, worker) =>
@@ -358,7 +389,12 @@ export const workloads: ReadonlyArray<Workload> = [
     concurrency: [1, 8, 32],
     eventsPerOperation: 1,
     seconds: { quick: 1, full: 10 },
-    variants: { R0: newStream(1, "R0"), R1: newStream(1, "R1"), evently: newStream(1, { notify: true }) }
+    variants: {
+      R0: newStream(1, "R0"),
+      R1: newStream(1, "R1"),
+      evently: newStream(1, { notify: true }),
+      "R0 coalesced": newStream(1, "R0 coalesced")
+    }
   },
   {
     id: "w2",
@@ -366,7 +402,12 @@ export const workloads: ReadonlyArray<Workload> = [
     concurrency: [1, 8, 32],
     eventsPerOperation: 1,
     seconds: { quick: 1, full: 10 },
-    variants: { R0: existingStream("R0"), R1: existingStream("R1"), evently: existingStream({ notify: true }) }
+    variants: {
+      R0: existingStream("R0"),
+      R1: existingStream("R1"),
+      evently: existingStream({ notify: true }),
+      "R0 coalesced": existingStream("R0 coalesced")
+    }
   },
   ...[10, 100, 1000].map((size): Workload => ({
     id: `w3-${size}`,
