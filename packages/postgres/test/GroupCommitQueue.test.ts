@@ -98,6 +98,25 @@ describe("group-commit queue", () => {
     })
   )
 
+  it.effect("one batch held up for long does not make the next ones slow to be called late", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness()
+      yield* submit("s-a")
+      yield* settle
+      yield* TestClock.adjust("10 seconds")
+      yield* finish(0)
+      yield* submit("s-b")
+      yield* settle
+      yield* submit("s-c")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b"]])
+      // The 10 s batch counted as 5 ms (4 typical + 1): typical 1.5 ms, so late after 3 ms, not after seconds.
+      yield* TestClock.adjust("3 millis")
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b"], ["s-c"]])
+    })
+  )
+
   it.effect("two appends to one stream never share a batch nor overlap, even when the first is late", () =>
     Effect.gen(function* () {
       const { batches, finish, submit } = yield* harness()

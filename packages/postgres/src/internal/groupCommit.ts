@@ -115,7 +115,10 @@ export const make = <I extends Item, A, E>(options: {
       Effect.flatMap((exits) => complete(batch, exits)),
       Effect.ensuring(
         Effect.suspend(() => {
-          typicalMs += (nowMs() - started.get(batch)! - typicalMs) / 8
+          // A batch held up by a lock counts as at most a few typical batches, so one long wait does not make the
+          // queue slow to call the next batch late.
+          const tookMs = Math.min(nowMs() - started.get(batch)!, 4 * typicalMs + 1)
+          typicalMs += (tookMs - typicalMs) / 8
           started.delete(batch)
           for (const entry of batch) writing.delete(entry.item.stream)
           // Let the writers just completed submit their next appends first, so they join the next batch.
