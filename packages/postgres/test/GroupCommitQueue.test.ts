@@ -3,11 +3,13 @@
  * TestClock for "late": which appends go together, and when a second batch may start beside the first.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Scheduler from "effect/Scheduler"
 import { TestClock } from "effect/testing"
 import * as GroupCommitQueue from "../src/internal/groupCommit.ts"
 
@@ -16,12 +18,13 @@ interface Item {
   readonly eventIds: ReadonlyArray<string>
 }
 
-const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}) =>
+const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}, options: { readonly held?: boolean } = {}) =>
   Effect.gen(function* () {
     const batches: Array<ReadonlyArray<string>> = []
     const gates: Array<Deferred.Deferred<void>> = []
     const queue = GroupCommitQueue.make<Item, string, never>({
       context: yield* Effect.context<never>(),
+      clock: yield* Clock.Clock,
       bounds: { maxAppends: 64, maxEvents: 1_000, maxBatchesInFlight: 2, ...bounds },
       metrics: {
         batchSizes: Metric.histogram("test_batch_size", { boundaries: [1, 2, 4] }),
@@ -32,16 +35,20 @@ const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}) =>
           const gate = yield* Deferred.make<void>()
           batches.push(batch.map((item) => item.stream))
           gates.push(gate)
-          yield* Deferred.await(gate)
+          if (options.held !== false) yield* Deferred.await(gate)
           return batch.map((item) => Exit.succeed(`${item.stream} written`))
         })
     })
     let id = 0
-    const submit = (stream: string) =>
-      Effect.forkChild(queue.submit({ stream, eventIds: [`${stream}/${++id}`] }), { startImmediately: true })
+    const item = (stream: string, events: number) => ({
+      stream,
+      eventIds: Array.from({ length: events }, () => `${stream}/${++id}`)
+    })
+    const submit = (stream: string, events = 1) =>
+      Effect.forkChild(queue.submit(item(stream, events)), { startImmediately: true })
     /** Lets batch `index` finish, then lets every fiber run. */
     const finish = (index: number) => Effect.andThen(Deferred.succeed(gates[index]!, undefined), settle)
-    return { batches, finish, submit }
+    return { batches, finish, item, queue, submit }
   })
 
 /** Lets every forked fiber run as far as it can. */
@@ -77,6 +84,47 @@ describe("group-commit queue", () => {
       assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c"]], "one append is not a full batch")
       yield* finish(1)
       assert.deepStrictEqual(batches, [["s-a"], ["s-b", "s-c"], ["s-d"]])
+    })
+  )
+
+  it.effect("an append of maxEvents events or more is a full batch: it starts beside the one in flight", () =>
+    Effect.gen(function* () {
+      const { batches, finish, submit } = yield* harness({ maxEvents: 100 })
+      yield* submit("s-a")
+      yield* settle
+      yield* submit("s-small", 99)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]], "99 events do not fill a batch: they wait")
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-small"]])
+      yield* submit("s-big", 100)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"], ["s-small"], ["s-big"]], "100 events fill a batch on their own")
+    })
+  )
+
+  it.effect("submitters interrupted at any point never leave the queue stuck", () =>
+    Effect.gen(function* () {
+      const { batches, item, queue } = yield* harness({ maxBatchesInFlight: 1 }, { held: false })
+      for (let i = 0; i < 60; i++) {
+        // A budget of a few operations makes the submitter's fiber yield, and so be interruptible, almost anywhere.
+        const fiber = yield* Effect.forkChild(
+          queue.submit(item(`s-${i}`, 1)).pipe(Effect.provideService(Scheduler.MaxOpsBeforeYield, 2 + (i % 7))),
+          { startImmediately: true }
+        )
+        yield* Effect.repeat(Effect.yieldNow, { times: Math.floor(i / 7) % 4 })
+        yield* Fiber.interrupt(fiber)
+      }
+      yield* settle
+      const last = yield* Effect.forkChild(queue.submit(item("s-last", 1)), { startImmediately: true })
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      assert.isTrue(
+        batches.some((batch) => batch.includes("s-last")),
+        `s-last was written: ${JSON.stringify(batches)}`
+      )
+      assert.strictEqual(yield* Fiber.join(last), "s-last written")
     })
   )
 
@@ -140,6 +188,7 @@ describe("group-commit queue", () => {
       yield* submit("s-c")
       yield* settle
       yield* Fiber.interrupt(b)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(b)))
       yield* finish(0)
       assert.deepStrictEqual(batches, [["s-a"], ["s-c"]])
     })

@@ -10,6 +10,7 @@ import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
+import { TestClock } from "effect/testing"
 
 const database = TestDatabase.layer({ maxConnections: 8 })
 const migrated = Layer.provideMerge(PgSchema.layerMigrate, database)
@@ -239,7 +240,8 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
   it.effect("a batch held up by a lock does not hold up the appends to other streams", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-      const { es, metrics } = yield* storeWithMetrics()
+      // Built where a TestClock is the clock, as in a user's test: group commit still times batches on the live clock.
+      const { es, metrics } = yield* storeWithMetrics().pipe(Effect.provide(TestClock.layer()))
       const category = `l${unique()}`
       const held = `${category}-held`
       const others = Array.from({ length: 10 }, (_, i) => `${category}-${i}`)
