@@ -9,6 +9,7 @@ import { PgConfig, PgSchema } from "@evently/postgres"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
+import type * as SqlError from "effect/sql/SqlError"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { type Measurement, measure } from "./bench/Measure.ts"
@@ -44,12 +45,26 @@ const ratio = (n: number | null) => (n === null ? "" : `${fmt(n * 100)}%`)
 
 const program = Effect.gen(function* () {
   const url = yield* PgConfig.url
-  const admin = yield* PgClient.make({ url, maxConnections: 1 })
   const database = `evently_bench_${process.pid}`
-  yield* admin`drop database if exists ${admin(database)} with (force)`
-  yield* admin`create database ${admin(database)}`
-  yield* Effect.addFinalizer(() => Effect.ignore(admin`drop database if exists ${admin(database)} with (force)`))
-  const [server] = yield* admin<{ version: string }>`select current_setting('server_version') as version`
+  // The admin connection lives only as long as each of its statements: one left idle for the whole run was seen to
+  // hang the final drop (the statement never reached the server), which kept the process from exiting.
+  const withAdmin = <A>(f: (admin: PgClient.PgClient) => Effect.Effect<A, SqlError.SqlError>) =>
+    Effect.scoped(Effect.flatMap(PgClient.make({ url, maxConnections: 1 }), f))
+  yield* withAdmin((admin) =>
+    Effect.andThen(
+      admin`drop database if exists ${admin(database)} with (force)`,
+      admin`create database ${admin(database)}`
+    )
+  )
+  yield* Effect.addFinalizer(() =>
+    withAdmin((admin) => admin`drop database if exists ${admin(database)} with (force)`).pipe(
+      Effect.timeout("30 seconds"),
+      Effect.ignore
+    )
+  )
+  const [server] = yield* withAdmin(
+    (admin) => admin<{ version: string }>`select current_setting('server_version') as version`
+  )
 
   const rows: Array<Row> = []
   const selected = workloads.filter((w) => only === undefined || only.includes(w.id))
