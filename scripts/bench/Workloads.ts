@@ -269,14 +269,9 @@ const hotStream = (variant: "R1" | "evently" | "turns", conflicts: { count: numb
             const [row] = yield* sql<{ version: number }>`select version::int4 as version
               from ${sql(tables.streams)} where stream = ${stream}`
             const at = yield* now
-            const written = yield* r1Append(
-              sql,
-              tables,
-              stream,
-              row?.version ?? 0,
-              batch(run, worker, sequence * 64 + tries, 1),
-              at
-            )
+            // A fresh id per attempt: a hot stream can take more retries than any fixed range of ids leaves room for.
+            const event = { ...batch(run, worker, sequence, 1)[0]!, eventId: crypto.randomUUID() }
+            const written = yield* r1Append(sql, tables, stream, row?.version ?? 0, [event], at)
             if (written.length === 1) {
               conflicts.successes++
               return
