@@ -136,11 +136,10 @@ export const make = <I extends Item, A, E>(options: {
    * Starts batches in the free write slots. With nothing in flight, whatever may go goes at once, up to the bounds (a
    * lone append adds no latency). While a batch is in flight, another starts only when it is full (the bounds left
    * appends waiting) or when the oldest batch in flight is late (twice the typical batch time: held up by a lock, say);
-   * otherwise the appends wait for that batch, so batches grow with the load instead of splitting it. It runs
-   * uninterruptibly: a submitter interrupted halfway would otherwise leave batches taken from the queue but never
-   * started, and their streams blocked for good. Measured on a
+   * otherwise the appends wait for that batch, so batches grow with the load instead of splitting it. Measured on a
    * 2-core machine: 8 writers made one batch of 8 at a time instead of two of 4 (25% more events/s), and 32 writers one
-   * of 32 instead of two of about 12 (14% more).
+   * of 32 instead of two of about 12 (14% more). It runs uninterruptibly: a submitter interrupted halfway would
+   * otherwise leave batches taken from the queue but never started, and their streams blocked for good.
    */
   const pump: Effect.Effect<void> = Effect.uninterruptible(
     Effect.suspend(() => {
