@@ -42,6 +42,15 @@ const versionsOf = (stream: string) =>
     return [...events].map((e) => e.streamVersion)
   })
 
+/** Polls until a session of this test's database waits on a lock (a batch blocked by the caller's transaction). */
+const untilSomeoneWaitsOnALock = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ readonly waiting: number }>`
+    select count(*)::int4 as waiting from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock'`
+  if (rows[0]!.waiting === 0) return yield* Effect.fail("not waiting yet")
+}).pipe(Effect.retry(Schedule.spaced("20 millis")))
+
 /** The expectation of append i (streams 0..149 are at version 1, 150..199 absent) and whether it holds. */
 const expectationOf = (i: number): [ExpectedVersion.ExpectedVersion, boolean] => {
   if (i >= 150) return i % 2 === 0 ? [ExpectedVersion.NoStream, true] : [ExpectedVersion.StreamExists, false]
@@ -213,12 +222,7 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
               yield* es.append(`${category}-holder`, [{ type: "Held", data: 0, eventId: poisoned }])
               yield* Deferred.succeed(go, undefined)
               // Commit once a batch waits on that lock.
-              yield* Effect.gen(function* () {
-                const rows = yield* sql<{ readonly waiting: number }>`
-                  select count(*)::int4 as waiting from pg_stat_activity
-                  where datname = current_database() and wait_event_type = 'Lock'`
-                if (rows[0]!.waiting === 0) return yield* Effect.fail("not waiting yet")
-              }).pipe(Effect.retry(Schedule.spaced("20 millis")))
+              yield* untilSomeoneWaitsOnALock
             })
           )
           return yield* Fiber.join(appends)
@@ -272,12 +276,7 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
           const inside = yield* es.append(held, [{ type: "Inside", data: 0 }])
           assert.strictEqual(inside.version, 2)
           yield* Deferred.succeed(locked, undefined)
-          yield* Effect.gen(function* () {
-            const rows = yield* sql<{ readonly waiting: number }>`
-              select count(*)::int4 as waiting from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'`
-            if (rows[0]!.waiting === 0) return yield* Effect.fail("not waiting yet")
-          }).pipe(Effect.retry(Schedule.spaced("20 millis")))
+          yield* untilSomeoneWaitsOnALock
           yield* Deferred.succeed(othersMayGo, undefined)
           // Joined while the lock is still held: they must finish without it (or the timeout fails the test).
           return yield* Fiber.join(unblocked).pipe(Effect.timeout("20 seconds"))
