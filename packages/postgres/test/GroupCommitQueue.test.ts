@@ -22,6 +22,9 @@ const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}, options: { reado
   Effect.gen(function* () {
     const batches: Array<ReadonlyArray<string>> = []
     const gates: Array<Deferred.Deferred<void>> = []
+    /** The fiber each batch ran in, and whether it was interrupted while held. */
+    const fibers: Array<number> = []
+    const interrupted: Array<boolean> = []
     const queue = GroupCommitQueue.make<Item, string, never>({
       context: yield* Effect.context<never>(),
       clock: yield* Clock.Clock,
@@ -33,9 +36,14 @@ const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}, options: { reado
       run: (batch) =>
         Effect.gen(function* () {
           const gate = yield* Deferred.make<void>()
+          const index = batches.length
           batches.push(batch.map((item) => item.stream))
           gates.push(gate)
-          if (options.held !== false) yield* Deferred.await(gate)
+          fibers.push(yield* Effect.fiberId)
+          interrupted.push(false)
+          if (options.held !== false) {
+            yield* Deferred.await(gate).pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted[index] = true))))
+          }
           return batch.map((item) => Exit.succeed(`${item.stream} written`))
         })
     })
@@ -48,7 +56,7 @@ const harness = (bounds: Partial<GroupCommitQueue.Bounds> = {}, options: { reado
       Effect.forkChild(queue.submit(item(stream, events)), { startImmediately: true })
     /** Lets batch `index` finish, then lets every fiber run. */
     const finish = (index: number) => Effect.andThen(Deferred.succeed(gates[index]!, undefined), settle)
-    return { batches, finish, item, queue, submit }
+    return { batches, fibers, finish, interrupted, item, queue, submit }
   })
 
 /** Lets every forked fiber run as far as it can. */
@@ -69,6 +77,39 @@ describe("group-commit queue", () => {
       yield* finish(1)
       assert.strictEqual(yield* Fiber.join(a), "s-a written")
       assert.deepStrictEqual(yield* Effect.forEach(rest, Fiber.join), ["s-b written", "s-c written", "s-d written"])
+    })
+  )
+
+  it.effect("a lone append is written in its caller's fiber; a batch of waiting appends in a fiber of its own", () =>
+    Effect.gen(function* () {
+      const { batches, fibers, finish, submit } = yield* harness()
+      const a = yield* submit("s-a")
+      yield* settle
+      const b = yield* submit("s-b")
+      yield* settle
+      yield* finish(0)
+      assert.deepStrictEqual(batches, [["s-a"], ["s-b"]])
+      assert.strictEqual(fibers[0], a.id, "the lone append ran in its caller's fiber")
+      assert.notStrictEqual(fibers[1], b.id, "the batch taken from the queue ran in a fiber of its own")
+      yield* finish(1)
+      assert.strictEqual(yield* Fiber.join(b), "s-b written")
+    })
+  )
+
+  it.effect("interrupting a lone append interrupts its write, and the appends waiting behind it go at once", () =>
+    Effect.gen(function* () {
+      const { batches, finish, interrupted, submit } = yield* harness()
+      const a = yield* submit("s-a")
+      yield* settle
+      const rest = yield* Effect.forEach(["s-a", "s-b"], submit)
+      yield* settle
+      assert.deepStrictEqual(batches, [["s-a"]])
+      yield* Fiber.interrupt(a)
+      yield* settle
+      assert.isTrue(interrupted[0], "the lone append's write was interrupted")
+      assert.deepStrictEqual(batches, [["s-a"], ["s-a", "s-b"]], "its stream and its slot were handed back")
+      yield* finish(1)
+      assert.deepStrictEqual(yield* Effect.forEach(rest, Fiber.join), ["s-a written", "s-b written"])
     })
   )
 
