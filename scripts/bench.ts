@@ -79,8 +79,9 @@ const program = Effect.gen(function* () {
         const results: Record<string, Measurement> = {}
         for (const [variant, { eventsPerOperation, prepare }] of Object.entries(workload.variants)) {
           const prepared = yield* prepare(concurrency)
+          if (prepared.skip === true) continue
           const result = yield* measure({
-            concurrency,
+            concurrency: prepared.workers ?? concurrency,
             seconds: quick ? workload.seconds.quick : workload.seconds.full,
             eventsPerOperation,
             operation: prepared.operation

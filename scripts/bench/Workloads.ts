@@ -27,6 +27,10 @@ export type Operation = (worker: number, sequence: number) => Effect.Effect<numb
 export interface Prepared {
   readonly operation: Operation
   readonly check?: Effect.Effect<string, unknown> | undefined
+  /** How many workers repeat the operation, when not one per unit of concurrency. */
+  readonly workers?: number | undefined
+  /** The variant means nothing at this concurrency: it is left out of the run. */
+  readonly skip?: boolean | undefined
 }
 
 /** A variant: how many events one operation handles, and how to set it up for a concurrency. */
@@ -156,6 +160,40 @@ const newStream = (size: number, append: Append): Variant => ({
           batches,
           (version, summary) => `${version}; ${summary}`
         )
+      }
+    })
+})
+
+/**
+ * Workload 1's ceiling with no queue at all: `connections` workers each insert a prebuilt batch of
+ * `concurrency / connections` rows per statement with R0's plain `INSERT … unnest`, back to back. With `concurrency`
+ * appends outstanding, no group commit can put more rows per second through this driver and this table, whatever its
+ * number of batches in flight; `connections: 2` is two batches in flight.
+ */
+const r0Batched = (connections: number): Variant => ({
+  eventsPerOperation: 1,
+  prepare: (concurrency) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const rows = concurrency / connections
+      if (!Number.isInteger(rows) || rows < 2) return { operation: () => Effect.void, skip: true }
+      const run = nextRun()
+      return {
+        workers: connections,
+        operation: (worker, sequence) =>
+          Effect.flatMap(now, (at) =>
+            Effect.as(
+              r0Append(
+                sql,
+                "r0_events",
+                `bench-${run}w${worker}s${sequence}`,
+                1,
+                batch(run, worker, sequence, rows),
+                at
+              ),
+              rows
+            )
+          )
       }
     })
 })
@@ -388,7 +426,9 @@ export const workloads: ReadonlyArray<Workload> = [
       R0: newStream(1, "R0"),
       R1: newStream(1, "R1"),
       evently: newStream(1, { notify: true }),
-      "R0 coalesced": newStream(1, "R0 coalesced")
+      "R0 coalesced": newStream(1, "R0 coalesced"),
+      "R0 batched, 1 conn.": r0Batched(1),
+      "R0 batched, 2 conn.": r0Batched(2)
     }
   },
   {
