@@ -191,7 +191,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   /**
    * Writes a batch of appends to distinct streams: alone, with the one-append statement; together, with the combined
    * statement. When the combined statement fails for a reason that may belong to one append, nothing was written:
-   * the batch is split in two and each half written on its own, down to the culprit, which gets its own error.
+   * the batch is split in two and each half written on its own, down to the culprit, which gets its own error (or,
+   * for a retried `Any`/`StreamExists` append, which the combined statement does not look up, its original result).
    */
   const writeBatch = (
     batch: ReadonlyArray<Queued>
@@ -206,17 +207,35 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         notify
       )
     ).pipe(
-      Effect.map((rows) =>
-        batch.map((_, index): Exit.Exit<Outcome, EventStore.StoreError> => {
-          const row = rows[index]
-          if (row === undefined || row.idx !== index + 1) {
-            return Exit.die(new Error(`group commit: the combined statement returned no row for append ${index + 1}`))
+      Effect.map((rows) => {
+        const outcomes: Array<Outcome | undefined> = batch.map(() => undefined)
+        const written = batch.map((): Array<Append.BatchRow> => [])
+        for (const row of rows) {
+          if (row.idx === null) continue
+          const index = row.idx - 1
+          if (row.position !== null) written[index]?.push(row)
+          else outcomes[index] = row.duplicate ? "duplicate" : { version: null, actual: row.actual ?? 0, positions: [] }
+        }
+        return batch.map((queued, index): Exit.Exit<Outcome, EventStore.StoreError> => {
+          const events = written[index]!
+          if (events.length > 0) {
+            if (events.length !== queued.eventIds.length) {
+              return Exit.die(new Error(`group commit: append ${index + 1} wrote ${events.length} of its events`))
+            }
+            events.sort((a, b) => a.version! - b.version!)
+            const version = events[events.length - 1]!.version!
+            return Exit.succeed({
+              version,
+              actual: version - events.length,
+              positions: events.map((event) => BigInt(event.position!))
+            })
           }
-          return Exit.succeed(
-            row.duplicate ? "duplicate" : { version: row.version, actual: row.actual, positions: row.positions ?? [] }
-          )
+          const outcome = outcomes[index]
+          return outcome === undefined
+            ? Exit.die(new Error(`group commit: the combined statement returned no row for append ${index + 1}`))
+            : Exit.succeed(outcome)
         })
-      ),
+      }),
       Effect.catch((error) => {
         if (!isolatable(error)) return Effect.succeed(batch.map(() => Exit.fail(storeError("append")(error))))
         const half = Math.ceil(batch.length / 2)

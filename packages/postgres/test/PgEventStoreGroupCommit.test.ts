@@ -192,6 +192,60 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
   )
 
   it.effect(
+    "a retried append in a batch is recognised as a retry, whatever its expectation; its neighbours are written",
+    () =>
+      Effect.gen(function* () {
+        const { es, metrics } = yield* storeWithMetrics()
+        const category = `r${unique()}`
+        const kinds: ReadonlyArray<readonly [string, ExpectedVersion.ExpectedVersion, boolean]> = [
+          ["any", ExpectedVersion.Any, false],
+          ["exists", ExpectedVersion.StreamExists, true],
+          ["new", ExpectedVersion.NoStream, false],
+          ["exact", ExpectedVersion.Exact(1), true]
+        ]
+        // Each retried append is stored first (after a seed event where its expectation needs one).
+        const originals = yield* Effect.forEach(kinds, ([kind, expected, seeded]) =>
+          Effect.gen(function* () {
+            const stream = `${category}-${kind}`
+            if (seeded) yield* es.append(stream, [{ type: "Seeded", data: {} }])
+            const events = [
+              { type: "E", data: { kind }, eventId: crypto.randomUUID() },
+              { type: "F", data: { kind }, eventId: crypto.randomUUID() }
+            ]
+            const result = yield* es.append(stream, events, { expected })
+            return { stream, events, expected, result }
+          })
+        )
+        const before = yield* metrics
+        // A fresh append goes first (alone), the rest queue behind it and go together: retries among fresh appends.
+        const operations = [
+          ...Array.from({ length: 4 }, (_, i) => ({ stream: `${category}-fresh${i}`, retry: undefined })),
+          ...originals.flatMap((original, i) => [
+            { stream: original.stream, retry: original },
+            { stream: `${category}-fresh${4 + i}`, retry: undefined }
+          ])
+        ]
+        const results = yield* Effect.forEach(
+          operations,
+          ({ retry, stream }) =>
+            retry === undefined
+              ? es.append(stream, [{ type: "E", data: {} }], { expected: ExpectedVersion.NoStream })
+              : es.append(stream, retry.events, { expected: retry.expected }),
+          { concurrency: "unbounded" }
+        )
+        const { sizes } = yield* metrics
+        assert.isTrue(sizes.count - before.sizes.count < operations.length, "appends were batched")
+        operations.forEach(({ retry, stream }, i) => {
+          if (retry === undefined) assert.deepStrictEqual([results[i]!.stream, results[i]!.version], [stream, 1])
+          else assert.deepStrictEqual(results[i], retry.result, `the retry of ${stream} returns the original result`)
+        })
+        for (const original of originals) {
+          assert.deepStrictEqual(yield* versionsOf(original.stream), original.result.version === 3 ? [1, 2, 3] : [1, 2])
+        }
+      })
+  )
+
+  it.effect(
     "a combined statement that hits a unique violation is split: its neighbours succeed, the culprit fails",
     () =>
       Effect.gen(function* () {

@@ -128,158 +128,191 @@ export interface BatchAppend {
   readonly recordedAt: Date
 }
 
-/** The parameters of the combined statement, as bound: one array entry per append, then one per event. */
+/**
+ * How an append's expectation travels in the combined statement: `-1` for `Any`, `0` for a stream that must not exist
+ * (`NoStream`, `Exact(0)`), `-2` for `StreamExists`, and `v` for `Exact(v)`.
+ */
+export const expectationCode = (expected: EventStore.PreparedAppend["expected"]): number =>
+  expected._tag === "Any"
+    ? -1
+    : expected._tag === "NoStream"
+      ? 0
+      : expected._tag === "StreamExists"
+        ? -2
+        : expected.version
+
+/**
+ * The parameters of the combined statement, as bound: one array entry per event, each carrying its append's fields
+ * (`idx`, 1-based, is the append's place in the batch; `n`, 1-based, the event's place in its append). `shape` says
+ * which ways of bumping a stream's version the batch needs, so the statement carries only those.
+ */
 export interface BatchParameters {
+  readonly idx: ReadonlyArray<number>
   readonly streams: ReadonlyArray<string>
   readonly categories: ReadonlyArray<string>
   readonly counts: ReadonlyArray<number>
-  readonly mayCreate: ReadonlyArray<boolean>
-  readonly anyVersion: ReadonlyArray<boolean>
-  readonly exact: ReadonlyArray<boolean>
-  readonly expectedVersions: ReadonlyArray<number>
-  readonly recordedAt: ReadonlyArray<string>
-  readonly eventAppends: ReadonlyArray<number>
-  readonly eventNumbers: ReadonlyArray<number>
+  readonly expected: ReadonlyArray<number>
+  readonly n: ReadonlyArray<number>
   readonly eventIds: ReadonlyArray<string>
   readonly types: ReadonlyArray<string>
   readonly schemaVersions: ReadonlyArray<number>
   readonly data: ReadonlyArray<string>
   readonly metadata: ReadonlyArray<string>
+  readonly recordedAt: ReadonlyArray<string>
+  /** The batch's distinct categories, each notified once when the batch wrote anything. */
+  readonly notifyCategories: ReadonlyArray<string>
   readonly channel: string
   readonly notify: boolean
+  readonly shape: {
+    /** Some append may only create its stream (`NoStream`, `Exact(0)`). */
+    readonly create: boolean
+    /** Some append creates its stream or adds to it unchecked (`Any`). */
+    readonly any: boolean
+    /** Some append adds to an existing stream (`StreamExists`, `Exact(v)` with v > 0). */
+    readonly update: boolean
+  }
 }
 
-/**
- * How a batch of appends (to distinct streams, with distinct event ids) maps onto the combined statement's arrays.
- * Each append keeps the flags {@link parameters} gives it; its events carry the append's 1-based index and their
- * 1-based place in it.
- */
+/** How a batch of appends (to distinct streams, with distinct event ids) maps onto the combined statement's arrays. */
 export const batchParameters = (
   appends: ReadonlyArray<BatchAppend>,
   channel: string,
   notify: boolean
 ): BatchParameters => {
-  const one = appends.map((append) => parameters(append.prepared, append.recordedAt, channel, notify))
-  const eventAppends: Array<number> = []
-  const eventNumbers: Array<number> = []
-  one.forEach((p, index) => {
-    for (let n = 1; n <= p.count; n++) {
-      eventAppends.push(index + 1)
-      eventNumbers.push(n)
-    }
-  })
-  return {
-    streams: one.map((p) => p.stream),
-    categories: one.map((p) => p.category),
-    counts: one.map((p) => p.count),
-    mayCreate: one.map((p) => p.mayCreate),
-    anyVersion: one.map((p) => p.anyVersion),
-    exact: one.map((p) => p.exact),
-    expectedVersions: one.map((p) => p.expectedVersion),
-    recordedAt: one.map((p) => p.recordedAt.toISOString()),
-    eventAppends,
-    eventNumbers,
-    eventIds: one.flatMap((p) => p.eventIds),
-    types: one.flatMap((p) => p.types),
-    schemaVersions: one.flatMap((p) => p.schemaVersions),
-    data: one.flatMap((p) => p.data),
-    metadata: one.flatMap((p) => p.metadata),
-    channel,
-    notify
+  const p = {
+    idx: [] as Array<number>,
+    streams: [] as Array<string>,
+    categories: [] as Array<string>,
+    counts: [] as Array<number>,
+    expected: [] as Array<number>,
+    n: [] as Array<number>,
+    eventIds: [] as Array<string>,
+    types: [] as Array<string>,
+    schemaVersions: [] as Array<number>,
+    data: [] as Array<string>,
+    metadata: [] as Array<string>,
+    recordedAt: [] as Array<string>
   }
+  const categories = new Set<string>()
+  let create = false
+  let any = false
+  let update = false
+  appends.forEach(({ prepared, recordedAt }, index) => {
+    const code = expectationCode(prepared.expected)
+    if (code === 0) create = true
+    else if (code === -1) any = true
+    else update = true
+    categories.add(prepared.category)
+    const at = recordedAt.toISOString()
+    const count = prepared.events.length
+    prepared.events.forEach((event, i) => {
+      p.idx.push(index + 1)
+      p.streams.push(prepared.stream)
+      p.categories.push(prepared.category)
+      p.counts.push(count)
+      p.expected.push(code)
+      p.n.push(i + 1)
+      p.eventIds.push(event.eventId)
+      p.types.push(event.type)
+      p.schemaVersions.push(event.schemaVersion)
+      p.data.push(event.data)
+      p.metadata.push(event.metadata)
+      p.recordedAt.push(at)
+    })
+  })
+  return { ...p, notifyCategories: [...categories], channel, notify, shape: { create, any, update } }
+}
+
+/** One row of the combined statement's result: an event it wrote, an append it did not write, or the NOTIFY count. */
+export interface BatchRow {
+  /** The append's 1-based place in the batch; null on the NOTIFY row. */
+  readonly idx: number | null
+  /** For a written event: its stream version and position. */
+  readonly version: number | null
+  readonly position: bigint | null
+  /** For an append that wrote nothing: the version its snapshot saw, and whether its first event id is stored. */
+  readonly actual: number | null
+  readonly duplicate: boolean | null
 }
 
 /**
- * The combined (group-commit) statement: {@link statement} for many appends to distinct streams at once, one row of
- * an `unnest`ed input per append, so every append keeps its own outcome. Per append it finds whether one of its ids
- * is stored already (then that append writes nothing), bumps its stream's version under the stream row's lock with
- * exactly the checks of the one-append statement (an append whose check fails bumps nothing and writes nothing,
- * its neighbours are unaffected), inserts its events numbered from its new version, and returns one row per append in
- * input order: `idx` (1-based), `duplicate`, `version` (null when nothing was written), `actual` (the version its
- * snapshot saw, read only for an append that wrote nothing) and its positions. The outcomes are joined, not looked up
- * per append, so the statement stays linear in the batch size (per-append subqueries made a batch of 32 cost 30% more
- * on the server). It notifies each written category once. The caller guarantees that no two appends of a batch share
- * a stream or an event id: a duplicate id inside the batch would fail the whole statement on the unique index.
+ * The combined (group-commit) statement: many appends to distinct streams at once, each keeping its own outcome, with
+ * the checks of the one-append {@link statement}. The input is one `unnest`ed row per event. Per append it bumps the
+ * stream's version under the stream row's lock (an append whose check fails bumps nothing and writes nothing; its
+ * neighbours are unaffected), then inserts its events numbered from the new version, in input order. Only the ways of
+ * bumping the batch needs are in the text (creating, `Any`, updating), so a batch of one kind runs one DML step.
+ *
+ * Unlike the one-append statement it does not look the event ids up before writing: a retried append of `Any` or
+ * `StreamExists` hits the unique index, which fails the statement, and the caller splits the batch down to that append,
+ * which the one-append statement then recognises. An append that wrote nothing gets one row with the version its
+ * snapshot saw and whether its first event id is stored (a retried `NoStream`/`Exact` append fails its check, and that
+ * tells a retry from a conflict). The rows: one per written event (`idx`, `version`, `position`), one per append that
+ * wrote nothing (`idx`, `actual`, `duplicate`), and one with `idx` null that makes the NOTIFY step run: each of the
+ * batch's categories is notified once when the batch wrote anything. The caller guarantees that no two appends of a
+ * batch share a stream or an event id.
  */
-export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: BatchParameters) => sql<{
-  readonly idx: number
-  readonly duplicate: boolean
-  readonly version: number | null
-  readonly actual: number
-  readonly positions: ReadonlyArray<bigint> | null
-  readonly notified: number
-}>`with appends as (
-  select * from unnest(
-    ${p.streams}::text[], ${p.categories}::text[], ${p.counts}::int8[], ${p.mayCreate}::bool[], ${p.anyVersion}::bool[],
-    ${p.exact}::bool[], ${p.expectedVersions}::int8[], ${p.recordedAt}::timestamptz[]
-  ) with ordinality as a (stream, category, count, may_create, any_version, exact, expected, recorded_at, idx)
-),
-input as (
-  select * from unnest(
-    ${p.eventAppends}::int8[], ${p.eventNumbers}::int8[], ${p.eventIds}::uuid[], ${p.types}::text[],
-    ${p.schemaVersions}::int4[], ${p.data}::jsonb[], ${p.metadata}::jsonb[]
-  ) with ordinality as i (idx, n, event_id, event_type, schema_version, data, metadata, k)
-),
-duplicate as (
-  select distinct i.idx from input i
-  cross join lateral (select 1 from ${sql(tables.events)} e where e.event_id = i.event_id limit 1) e
-),
-candidates as (
-  select a.* from appends a where not exists (select 1 from duplicate d where d.idx = a.idx)
-),
-created_any as (
-  insert into ${sql(tables.streams)} as s (stream, category, version)
-  select c.stream, c.category, c.count from candidates c where c.any_version
-  order by c.stream
-  on conflict (stream) do update set version = s.version + excluded.version
-  returning s.stream, s.version
-),
-created_new as (
-  insert into ${sql(tables.streams)} as s (stream, category, version)
-  select c.stream, c.category, c.count from candidates c where c.may_create and not c.any_version
-  order by c.stream
+export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: BatchParameters) => {
+  const bumps = [
+    p.shape.create
+      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version)
+  select i.stream, i.category, i.count from input i where i.n = 1 and i.expected = 0
+  order by i.stream
   on conflict (stream) do nothing
-  returning s.stream, s.version
+  returning s.stream, s.version`
+      : undefined,
+    p.shape.any
+      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version)
+  select i.stream, i.category, i.count from input i where i.n = 1 and i.expected = -1
+  order by i.stream
+  on conflict (stream) do update set version = s.version + excluded.version
+  returning s.stream, s.version`
+      : undefined,
+    p.shape.update
+      ? sql`update ${sql(tables.streams)} as s set version = s.version + i.count
+  from input i
+  where i.n = 1 and s.stream = i.stream and (i.expected = -2 or (i.expected > 0 and s.version = i.expected))
+  returning s.stream, s.version`
+      : undefined
+  ].filter((bump) => bump !== undefined)
+  const bumped = bumps.map(
+    (bump, index) => sql`${sql.literal(`bump${index}`)} as (
+  ${bump}
+)`
+  )
+  const union = sql.join(
+    " union all ",
+    false
+  )(bumps.map((_, index) => sql`select stream, version from ${sql.literal(`bump${index}`)}`))
+  return sql<BatchRow>`with input as (
+  select * from unnest(
+    ${p.idx}::int4[], ${p.streams}::text[], ${p.categories}::text[], ${p.counts}::int8[], ${p.expected}::int8[],
+    ${p.n}::int8[], ${p.eventIds}::uuid[], ${p.types}::text[], ${p.schemaVersions}::int4[], ${p.data}::jsonb[],
+    ${p.metadata}::jsonb[], ${p.recordedAt}::timestamptz[]
+  ) with ordinality as i (idx, stream, category, count, expected, n, event_id, event_type, schema_version, data,
+    metadata, recorded_at, k)
 ),
-updated as (
-  update ${sql(tables.streams)} as s set version = s.version + c.count
-  from candidates c
-  where s.stream = c.stream and not c.may_create and (not c.exact or s.version = c.expected)
-  returning s.stream, s.version
-),
-bumped as (
-  select stream, version from created_any
-  union all select stream, version from created_new
-  union all select stream, version from updated
-),
+${sql.join(",\n", false)(bumped)},
+bumped as (${union}),
 appended as (
   insert into ${sql(tables.events)}
     (stream, category, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
-  select c.stream, c.category, b.version - c.count + i.n, i.event_id, i.event_type, i.schema_version, i.data,
-    i.metadata, c.recorded_at
-  from input i join candidates c on c.idx = i.idx join bumped b on b.stream = c.stream
+  select i.stream, i.category, b.version - i.count + i.n, i.event_id, i.event_type, i.schema_version, i.data,
+    i.metadata, i.recorded_at
+  from input i join bumped b on b.stream = i.stream
   order by i.k
-  returning stream, position
+  returning stream, stream_version, position
 ),
 notified as (
-  select pg_notify(${p.channel}::text, w.category)
-  from (select distinct c.category from candidates c join bumped b on b.stream = c.stream) w
-  where ${p.notify}::bool
+  select pg_notify(${p.channel}::text, c.category) from unnest(${p.notifyCategories}::text[]) as c (category)
+  where ${p.notify}::bool and exists (select 1 from bumped)
 )
-select
-  a.idx::int4 as idx,
-  d.idx is not null as duplicate,
-  b.version::int4 as version,
-  case when b.version is null
-    then coalesce((select s.version::int4 from ${sql(tables.streams)} s where s.stream = a.stream), 0)
-    else (b.version - a.count)::int4
-  end as actual,
-  w.positions,
-  (select count(*)::int4 from notified) as notified
-from appends a
-left join duplicate d on d.idx = a.idx
-left join bumped b on b.stream = a.stream
-left join (
-  select stream, array_agg(position order by position) as positions from appended group by stream
-) w on w.stream = a.stream
-order by a.idx`
+select i.idx, a.stream_version::int4 as version, a.position, null::int4 as actual, null::bool as duplicate
+from appended a join input i on i.stream = a.stream and i.n = 1
+union all
+select i.idx, null, null, coalesce((select s.version::int4 from ${sql(tables.streams)} s where s.stream = i.stream), 0),
+  exists (select 1 from ${sql(tables.events)} e where e.event_id = i.event_id)
+from input i
+where i.n = 1 and not exists (select 1 from bumped b where b.stream = i.stream)
+union all
+select null, null, null, count(*)::int4, null from notified`
+}
