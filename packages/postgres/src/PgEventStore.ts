@@ -208,12 +208,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       )
     ).pipe(
       Effect.map((rows) => {
+        const place = new Map(batch.map((queued, index) => [queued.stream, index]))
         const outcomes: Array<Outcome | undefined> = batch.map(() => undefined)
         const written = batch.map((): Array<Append.BatchRow> => [])
         for (const row of rows) {
-          if (row.idx === null) continue
-          const index = row.idx - 1
-          if (row.position !== null) written[index]?.push(row)
+          const index = row.stream === null ? undefined : place.get(row.stream)
+          if (index === undefined) continue
+          if (row.position !== null) written[index]!.push(row)
           else outcomes[index] = row.duplicate ? "duplicate" : { version: null, actual: row.actual ?? 0, positions: [] }
         }
         return batch.map((queued, index): Exit.Exit<Outcome, EventStore.StoreError> => {
