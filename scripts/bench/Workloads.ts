@@ -166,9 +166,9 @@ const newStream = (size: number, append: Append): Variant => ({
 
 /**
  * Workload 1's ceiling with no queue at all: `connections` workers each insert a prebuilt batch of
- * `concurrency / connections` rows per statement with R0's plain `INSERT … unnest`, back to back. With `concurrency`
- * appends outstanding, no group commit can put more rows per second through this driver and this table, whatever its
- * number of batches in flight; `connections: 2` is two batches in flight.
+ * `concurrency / connections` rows per statement (the events of one new stream) with R0's plain `INSERT … unnest`,
+ * back to back. With `concurrency` appends outstanding, no group commit can put more rows per second through this
+ * driver and this table, whatever its number of batches in flight; `connections: 2` is two batches in flight.
  */
 const r0Batched = (connections: number): Variant => ({
   eventsPerOperation: 1,

@@ -40,16 +40,16 @@ export interface Options {
 
 /**
  * Bounds of group commit (on by default; `groupCommit: false` turns it off). Concurrent appends outside a caller's
- * transaction wait in a queue; when no batch is being written, the queue takes up to `maxAppends` appends (default
- * 64) holding up to `maxEvents` events (default 100) into one statement. A lone append goes out at once, in its
- * caller's fiber: no timer, no hand-over, no added latency, and interrupting it interrupts its statement; under load a batch is whatever arrived while the previous one was written, so batches grow with the
- * load. Up to `maxBatchesInFlight` batches (default 2) are written at once, but a second one starts only when the
- * first was full (a bound left appends waiting; an append of `maxEvents` events or more fills a batch on its own, as it
- * already shares its commit among its own events) or is late (twice the typical batch time: waiting, for example, on a
- * stream row that a caller's open transaction has locked). So one stuck batch never holds up the others, while fewer,
- * larger batches do less work per event. Two appends to one stream are never in flight together: the second waits for
- * the first's batch and sees its result. An append inside `sql.withTransaction` is never coalesced: it runs in that
- * transaction.
+ * transaction wait in a queue; when no batch is being written, the queue takes up to `maxAppends` appends (default 64)
+ * holding up to `maxEvents` events (default 100) into one statement. A lone append goes out at once, in its caller's
+ * fiber: no timer, no hand-over, no added latency, and interrupting it interrupts its statement; under load a batch is
+ * whatever arrived while the previous one was written, so batches grow with the load. Up to `maxBatchesInFlight`
+ * batches (default 2) are written at once, but a second one starts only when the first was full (a bound left appends
+ * waiting; an append of `maxEvents` events or more fills a batch on its own, as it already shares its commit among its
+ * own events) or is late (twice the typical batch time: waiting, for example, on a stream row that a caller's open
+ * transaction has locked). So one stuck batch never holds up the others, while fewer, larger batches do less work per
+ * event. Two appends to one stream are never in flight together: the second waits for the first's batch and sees its
+ * result. An append inside `sql.withTransaction` is never coalesced: it runs in that transaction.
  *
  * @since 0.1.0
  * @category models

@@ -243,12 +243,13 @@ export interface BatchRow {
  * `StreamExists` hits the unique index, which fails the statement, and the caller splits the batch down to that append,
  * which the one-append statement then recognises. An append that wrote nothing gets one row with the version its
  * snapshot saw and whether its first event id is stored (a retried `NoStream`/`Exact` append fails its check, and that
- * tells a retry from a conflict). The rows: one per written event (`stream`, `version`, `position`), one per append
- * that wrote nothing (`stream`, `actual`, `duplicate`), and one with `stream` null that makes the NOTIFY step run (the
- * rows name the stream rather than the append's place: joining the written events back to the input cost 10% of the
- * statement at 32 appends, planned as a nested loop on the `unnest`'s default estimate): each of the
- * batch's categories is notified once when the batch wrote anything. The caller guarantees that no two appends of a
- * batch share a stream or an event id.
+ * tells a retry from a conflict). Each of the batch's categories is notified once when the batch wrote anything.
+ *
+ * The rows: one per written event (`stream`, `version`, `position`), one per append that wrote nothing (`stream`,
+ * `actual`, `duplicate`), and one with `stream` null, the NOTIFY count, which makes the NOTIFY step run. They name the
+ * stream rather than the append's place in the batch: joining the written events back to the input for it cost 10% of
+ * the statement at 32 appends (planned as a nested loop on the `unnest`'s default row estimate). The caller guarantees
+ * that no two appends of a batch share a stream or an event id.
  */
 export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: BatchParameters) => {
   const bumps = [
@@ -308,7 +309,8 @@ notified as (
 select a.stream, a.stream_version::int4 as version, a.position, null::int4 as actual, null::bool as duplicate
 from appended a
 union all
-select i.stream, null, null, coalesce((select s.version::int4 from ${sql(tables.streams)} s where s.stream = i.stream), 0),
+select i.stream, null, null,
+  coalesce((select s.version::int4 from ${sql(tables.streams)} s where s.stream = i.stream), 0),
   exists (select 1 from ${sql(tables.events)} e where e.event_id = i.event_id)
 from input i
 where i.n = 1 and not exists (select 1 from bumped b where b.stream = i.stream)
