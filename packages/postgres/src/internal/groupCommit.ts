@@ -1,8 +1,8 @@
 /**
  * The group-commit queue: appends submitted by concurrent fibers wait in a queue, and when nothing is being written
  * the queue takes as many of them as the bounds allow into one batch and hands it to `run`. With no concurrency a
- * lone append goes out at once: a batch is whatever arrived while the previous batch was in flight ("flush when
- * idle"), so batches grow with the load. A second batch is written beside the first only when the first left appends
+ * lone append goes out at once, in its caller's own fiber; under load a batch is whatever arrived while the previous
+ * batch was in flight ("flush when idle"), so batches grow with the load. A second batch is written beside the first only when the first left appends
  * behind because it was full, or when it is late (held up by a lock, say), so that no batch holds the others up.
  *
  * Meaning is kept per stream: a batch never holds two appends to the same stream, and an append waits while another
