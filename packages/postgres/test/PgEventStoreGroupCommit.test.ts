@@ -53,7 +53,18 @@ const untilSomeoneWaitsOnALock = Effect.gen(function* () {
 
 /** The expectation of append i (streams 0..149 are at version 1, 150..199 absent) and whether it holds. */
 const expectationOf = (i: number): [ExpectedVersion.ExpectedVersion, boolean] => {
-  if (i >= 150) return i % 2 === 0 ? [ExpectedVersion.NoStream, true] : [ExpectedVersion.StreamExists, false]
+  if (i >= 150) {
+    switch (i % 4) {
+      case 0:
+        return [ExpectedVersion.NoStream, true]
+      case 1:
+        return [ExpectedVersion.Any, true]
+      case 2:
+        return [ExpectedVersion.Exact(0), true]
+      default:
+        return [ExpectedVersion.StreamExists, false]
+    }
+  }
   switch (i % 6) {
     case 0:
       return [ExpectedVersion.Exact(1), true]
