@@ -1,8 +1,9 @@
 /**
  * The raw-SQL baselines every workload is compared with, on the same driver and an identical table shape:
  * R0 = a plain INSERT (unnest for batches) into an events table; R1 = one hand-written statement doing the same
- * optimistic-concurrency append evently does (streams row + events). "R0 coalesced" is the ceiling of group commit on
- * the machine: R0's rows from concurrent writers gathered into one plain INSERT, with no check of any kind.
+ * optimistic-concurrency append evently does (streams row + events). "R0 coalesced" is a bare group commit: R0's rows
+ * from concurrent writers gathered into one plain INSERT, with no check of any kind (the no-queue ceiling, "R0
+ * batched", is in `Workloads.ts`).
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -82,7 +83,7 @@ export interface R0Row {
 /**
  * R0 coalesced: each writer's row waits in a queue; whenever no statement is in flight, everything waiting (up to 64
  * rows) goes out as one plain INSERT in one transaction. No expected-version check, no idempotency, no per-row
- * outcome: the most any group commit could get out of this machine and this table, for reading evently's figures.
+ * outcome: one statement in flight, as evently's queue runs by default, for reading evently's figures.
  */
 export const r0Coalescer = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, table: string) {
   const context = yield* Effect.context<never>()

@@ -132,7 +132,7 @@ export interface BatchAppend {
  * How an append's expectation travels in the combined statement: `-1` for `Any`, `0` for a stream that must not exist
  * (`NoStream`, `Exact(0)`), `-2` for `StreamExists`, and `v` for `Exact(v)`.
  */
-export const expectationCode = (expected: EventStore.PreparedAppend["expected"]): number =>
+const expectationCode = (expected: EventStore.PreparedAppend["expected"]): number =>
   expected._tag === "Any"
     ? -1
     : expected._tag === "NoStream"
