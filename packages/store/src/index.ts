@@ -3,6 +3,7 @@
  */
 export * as EventCodec from "./EventCodec.ts"
 export * as EventStore from "./EventStore.ts"
+export * as Faults from "./Faults.ts"
 export * as ExpectedVersion from "./ExpectedVersion.ts"
 export * as StreamName from "./StreamName.ts"
 export * as Subscriptions from "./Subscriptions.ts"
