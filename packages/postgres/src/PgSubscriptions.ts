@@ -23,10 +23,13 @@ import type * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
 import * as EventRow from "./internal/eventRow.ts"
 import * as PgSchema from "./PgSchema.ts"
+import * as PgTransaction from "./PgTransaction.ts"
 
 /**
- * Settings of the adapter: how often a waiting worker tries to take a partition's lock (default 500 ms) and how long
- * a worker waits before reconnecting after a lost connection (default 500 ms).
+ * Settings of the adapter: how often a waiting worker tries to take a partition's lock (default 500 ms), how long a
+ * worker waits before reconnecting after a lost connection or a failed commit (default 500 ms), and the longest wait
+ * `run` backs off to when faults repeat without progress (default 30 seconds; the wait doubles from
+ * `reconnectDelay`).
  *
  * @since 0.1.0
  * @category models
@@ -34,6 +37,7 @@ import * as PgSchema from "./PgSchema.ts"
 export interface Options {
   readonly lockRetryInterval?: Duration.Input | undefined
   readonly reconnectDelay?: Duration.Input | undefined
+  readonly maxReconnectDelay?: Duration.Input | undefined
 }
 
 /**
@@ -179,6 +183,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const t = yield* PgSchema.Tables
   const lockRetry = Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
   const reconnectDelay = Duration.fromInputUnsafe(options.reconnectDelay ?? "500 millis")
+  const maxReconnectDelay = Duration.fromInputUnsafe(options.maxReconnectDelay ?? "30 seconds")
   // One worker per partition in this process, before the advisory lock that holds across processes: a session
   // advisory lock is re-entrant, so on a database with one session (the embedded PGlite) it would let a second
   // worker of this process in.
@@ -310,20 +315,33 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         }
         const initial: Cursor = { tx: BigInt(stored[0]!.tx), pos: BigInt(stored[0]!.pos) }
 
-        // What has been committed, and whether a failed commit means this session must start over.
+        // What this session has committed, and why it may commit no more. A failed commit (of any batch, however far
+        // the reader has read ahead of it) or the end of the session poisons it: every later commit of its batches
+        // fails at once without touching the database, and the next read ends the session, so the partition starts
+        // over from the checkpoint that really committed. Without this, a batch read ahead would compare-and-set
+        // from the last good checkpoint and commit over the batch whose commit had failed.
         let committed = initial
         let poisoned: Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost | undefined
         const commits = yield* Semaphore.make(1)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            poisoned ??= new Subscriptions.SubscriptionStorageError({
+              operation: "commit",
+              cause: new Error("the session that read this batch has ended; the batch will be delivered again")
+            })
+          })
+        )
         const poison = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
           Effect.tapError(effect, (error) =>
             Effect.sync(() => {
-              if (error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost) {
-                poisoned = error
-              } else {
-                poisoned = new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: error })
-              }
+              if (poisoned !== undefined) return
+              poisoned =
+                error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost
+                  ? error
+                  : new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: error })
             })
           )
+        const refuseIfPoisoned = Effect.suspend(() => (poisoned === undefined ? Effect.void : Effect.fail(poisoned)))
         const advance = sql`update ${sql(t.checkpoints)} set
             system_identifier = (select system_identifier from pg_control_system()),
             xid_epoch = pg_current_xact_id()::text::bigint >> 32,
@@ -341,44 +359,46 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           })
         const leaseLost = new Subscriptions.LeaseLost({ subscription: name, partition })
 
+        // `poison` runs inside the permit, so no commit can slip in between a failure and its poisoning.
         const commit = (to: Cursor, count: number) =>
           commits.withPermit(
-            Effect.gen(function* () {
-              if (!isAfter(to, committed)) return
-              const rows = yield* query("commit", casUpdate(committed, to))
-              if (rows.length === 0) return yield* leaseLost
-              yield* afterCommit(to, count)
-            })
+            poison(
+              Effect.gen(function* () {
+                yield* refuseIfPoisoned
+                if (!isAfter(to, committed)) return
+                const rows = yield* query("commit", casUpdate(committed, to))
+                if (rows.length === 0) return yield* leaseLost
+                yield* afterCommit(to, count)
+              })
+            )
           )
         const commitWith = <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
           commits.withPermit(
-            Effect.gen(function* () {
-              const from = committed
-              const result = yield* sql.withTransaction(
-                Effect.gen(function* () {
-                  const value = yield* effect
-                  if (isAfter(to, from)) {
-                    const rows = yield* casUpdate(from, to).pipe(Effect.mapError(storage("commit")))
-                    if (rows.length === 0) return yield* leaseLost
-                  }
-                  return value
-                })
-              )
-              if (isAfter(to, from)) yield* afterCommit(to, count)
-              return result
-            }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error)))) as Effect.Effect<
-              A,
-              E | Subscriptions.SubscriptionError,
-              R
-            >
+            poison(
+              Effect.gen(function* () {
+                yield* refuseIfPoisoned
+                const from = committed
+                const result = yield* PgTransaction.withTransactionOn(
+                  sql,
+                  Effect.gen(function* () {
+                    const value = yield* effect
+                    if (isAfter(to, from)) {
+                      const rows = yield* casUpdate(from, to).pipe(Effect.mapError(storage("commit")))
+                      if (rows.length === 0) return yield* leaseLost
+                    }
+                    return value
+                  })
+                )
+                if (isAfter(to, from)) yield* afterCommit(to, count)
+                return result
+              }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error))))
+            ) as Effect.Effect<A, E | Subscriptions.SubscriptionError, R>
           )
         // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it.
         const isolate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-          sql
-            .withTransaction(effect)
-            .pipe(
-              Effect.mapError((error) => (SqlError.isSqlError(error) ? storage("handle")(error) : error))
-            ) as Effect.Effect<A, E | Subscriptions.SubscriptionStorageError, R>
+          PgTransaction.withTransactionOn(sql, effect).pipe(
+            Effect.mapError((error) => (SqlError.isSqlError(error) ? storage("handle")(error) : error))
+          ) as Effect.Effect<A, E | Subscriptions.SubscriptionStorageError, R>
         const park = (event: EventStore.RecordedEvent, error: unknown) =>
           sql`insert into ${sql(t.parked)}
               (subscription, partition, position, transaction_id, event_id, stream, event_type, error)
@@ -427,8 +447,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               partition,
               events,
               checkpoint: { transactionId: to.tx, position: to.pos },
-              commit: poison(commit(to, events.length)),
-              commitWith: (effect) => poison(commitWith(to, events.length, effect)),
+              commit: commit(to, events.length),
+              commitWith: (effect) => commitWith(to, events.length, effect),
               isolate,
               park: (event, error) => poison(park(event, error))
             }
@@ -439,8 +459,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       })
     )
 
-  // A session that ends with a storage error (connection killed, commit failed) or a lost lease starts over from
-  // the checkpoint after `reconnectDelay`; any other failure (a checkpoint from another cluster) ends the stream.
+  // A session that ends with a storage fault a retry may fix (connection killed, commit failed) or a lost lease starts
+  // over from the checkpoint after `reconnectDelay`; any other failure (a checkpoint from another cluster, a
+  // permanent fault such as a missing table) ends the stream.
   // `Stream.retry` loops: the restarted session does not nest inside the failed one.
   const resilient = (
     name: string,
@@ -450,9 +471,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     session(name, partition, opts).pipe(
       Stream.retry(
         Schedule.spaced(reconnectDelay).pipe(
-          Schedule.while(
-            ({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
-              input._tag === "SubscriptionStorageError" || input._tag === "LeaseLost"
+          Schedule.while(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
+            Subscriptions.isRecoverable(input)
           ),
           Schedule.tap(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
             input._tag === "LeaseLost"
@@ -578,7 +598,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
   return Subscriptions.Subscriptions.of({
     subscribe,
-    run: Subscriptions.makeRun(subscribe),
+    run: Subscriptions.makeRun(subscribe, { initialDelay: reconnectDelay, maxDelay: maxReconnectDelay }),
     status,
     waitUntilCaughtUp,
     parked

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -11,11 +12,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as EventStore from "./EventStore.ts"
+import * as Faults from "./Faults.ts"
 
 /**
  * A place in the log as the pair a subscription resumes from: the event's transaction id, then its position. Pairs
@@ -453,14 +456,77 @@ const describeError = (error: unknown): string =>
   error instanceof Error ? `${error.name}: ${error.message}` : typeof error === "string" ? error : JSON.stringify(error)
 
 /**
- * Builds `run` from a `subscribe`: for each batch, the handler runs on each event under the error policy, then the
- * batch commits (inside one transaction with the handler when `transactional`). Adapters share this loop.
+ * How `run` recovers from a fault that a retry can fix (a lost connection, a failed commit, a serialization failure in
+ * the handler's SQL): it starts the partition over from its last committed checkpoint after `initialDelay` (default
+ * 100 ms), doubling the wait after each failure that made no progress, up to `maxDelay` (default 30 seconds), with
+ * ±20% jitter, forever.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Recovery {
+  readonly initialDelay?: Duration.Input | undefined
+  readonly maxDelay?: Duration.Input | undefined
+}
+
+// The handler's fault that was not its own: its SQL lost the connection, hit a serialization failure or a timeout.
+// The batch is not committed and the partition starts over from its checkpoint; the error policy is not consulted.
+const handlerFault = (cause: unknown) => new SubscriptionStorageError({ operation: "handle", cause })
+
+// A defect that is a transient SQL failure (a savepoint's rollback on a dead connection, inside `sql.withTransaction`)
+// is a fault like any other; every other defect stays a defect.
+const transientDefectsAsFaults = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SubscriptionStorageError, R> =>
+  Effect.catchCause(effect, (cause): Effect.Effect<never, E | SubscriptionStorageError> => {
+    const die = cause.reasons.find((reason) => Cause.isDieReason(reason) && Faults.isTransient(reason.defect))
+    return die !== undefined && Cause.isDieReason(die) ? Effect.fail(handlerFault(die.defect)) : Effect.failCause(cause)
+  })
+
+/**
+ * Whether `run` starts a partition over after this error: a lost lease, or a storage fault that a retry may fix.
+ * A checkpoint from another cluster, invalid options, a permanent storage fault and `HandlerFailed` end `run`.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const isRecoverable = (error: unknown): boolean =>
+  error instanceof LeaseLost || (error instanceof SubscriptionStorageError && !Faults.isPermanent(error.cause))
+
+// The handler's transient faults bypass the policy: they are not the handler's to decide.
+const fault = (error: unknown): Effect.Effect<never, SubscriptionError> =>
+  Effect.fail(error instanceof SubscriptionStorageError || error instanceof LeaseLost ? error : handlerFault(error))
+
+// A handler's SQL error that `isolate` reports as a failed "handle" is the handler's unless it is transient (a
+// unique violation in its projection is for the policy to decide; a terminated connection is not).
+const isFault = (error: unknown) =>
+  error instanceof LeaseLost ||
+  Faults.isTransient(error) ||
+  (error instanceof SubscriptionStorageError && error.operation !== "handle")
+
+const backoff = (recovery: Recovery | undefined, failures: number) =>
+  Effect.map(Random.next, (random) => {
+    const initial = Duration.toMillis(Duration.fromInputUnsafe(recovery?.initialDelay ?? "100 millis"))
+    const max = Duration.toMillis(Duration.fromInputUnsafe(recovery?.maxDelay ?? "30 seconds"))
+    const delay = Math.min(max, initial * 2 ** Math.min(failures, 30))
+    return Duration.millis(Math.round(delay * (0.8 + 0.4 * random)))
+  })
+
+/**
+ * Builds `run` from a `subscribe`: each partition is a loop that handles each event of a batch under the error
+ * policy, then commits the batch (inside one transaction with the handler when `transactional`). A fault that a retry
+ * may fix (see {@link isRecoverable}; the handler's own transient SQL faults included, whatever the policy) ends that
+ * partition's session without committing, and the partition starts over from its last committed checkpoint after a
+ * backoff (see {@link Recovery}), logging each recovery. Adapters share this loop.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeRun =
-  (subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>) =>
+  (
+    subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>,
+    recovery?: Recovery
+  ) =>
   <E, R>(
     name: string,
     handler: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>,
@@ -473,37 +539,62 @@ export const makeRun =
       batch: Batch,
       event: EventStore.RecordedEvent
     ): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
-      const handling = Effect.suspend(() => handler(event))
+      const handling = transientDefectsAsFaults(Effect.suspend(() => handler(event)))
       const attempt = options?.transactional === true ? batch.isolate(handling) : handling
       switch (policy._tag) {
         case "Stop":
-          return Effect.catch(attempt, (error) => stop(event, error))
+          return Effect.catch(attempt, (error): Effect.Effect<never, SubscriptionError | HandlerFailed> =>
+            isFault(error) ? fault(error) : stop(event, error)
+          )
         case "Skip":
-          return Effect.catch(attempt, (error) => batch.park(event, describeError(error)))
+          return Effect.catch(attempt, (error) =>
+            isFault(error) ? fault(error) : batch.park(event, describeError(error))
+          )
         case "Retry":
           return Effect.catch(
-            Effect.retry(attempt, policy.schedule),
+            Effect.retry(attempt, { schedule: policy.schedule, while: (error) => !isFault(error) }),
             (error): Effect.Effect<void, SubscriptionError | HandlerFailed> =>
-              policy.exhausted === "Skip" ? batch.park(event, describeError(error)) : stop(event, error)
+              isFault(error)
+                ? fault(error)
+                : policy.exhausted === "Skip"
+                  ? batch.park(event, describeError(error))
+                  : stop(event, error)
           )
       }
     }
     const handleBatch = (batch: Batch) => {
       const body = Effect.forEach(batch.events, (event) => handleOne(batch, event), { discard: true })
-      const committed = options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
-      // A lost lease or a lost connection ends this session of the subscription, not `run`: the stream starts over
-      // from the checkpoint and delivers the batch again.
-      return committed.pipe(
-        Effect.catchTags({
-          LeaseLost: (lost) => Effect.logWarning(`${lost.message}; the batch will be delivered again`),
-          SubscriptionStorageError: (error) =>
-            Effect.logWarning(`Subscription '${name}': ${error.message}; the batch will be delivered again`)
-        })
-      )
+      return options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
     }
-    return subscribe(name, options).pipe(
-      Stream.mapEffect(handleBatch),
-      Stream.runDrain,
+    const runPartition = (partition: number): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
+      let progressed = false
+      const session = subscribe(name, { ...options, partition }).pipe(
+        Stream.mapEffect((batch) =>
+          Effect.tap(handleBatch(batch), () =>
+            Effect.sync(() => {
+              progressed = true
+            })
+          )
+        ),
+        Stream.runDrain,
+        Effect.andThen(Effect.never)
+      )
+      const loop = (failures: number): Effect.Effect<never, SubscriptionError | HandlerFailed, R> =>
+        Effect.catch(session, (error) => {
+          if (!isRecoverable(error)) return Effect.fail(error)
+          const attempt = progressed ? 0 : failures
+          progressed = false
+          return Effect.flatMap(backoff(recovery, attempt), (delay) =>
+            Effect.logWarning(
+              `Subscription '${name}' partition ${partition}: ${error.message}; nothing after the last committed checkpoint is lost: starting over from it in ${Duration.format(delay)} (recovery ${attempt + 1})`
+            ).pipe(Effect.andThen(Effect.sleep(delay)), Effect.andThen(Effect.suspend(() => loop(attempt + 1))))
+          )
+        })
+      return loop(0)
+    }
+    const problem = optionsProblem(options)
+    if (problem !== undefined) return Effect.fail(new InvalidSubscription({ subscription: name, reason: problem }))
+    return Effect.forEach(partitionsOf(options), runPartition, { concurrency: "unbounded", discard: true }).pipe(
       Effect.andThen(Effect.never),
       Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
     )
