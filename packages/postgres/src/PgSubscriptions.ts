@@ -115,16 +115,25 @@ const filterFragment = (
     partitions <= 1 ? sql`` : sql`and mod(abs(hashtext(stream)::bigint), ${partitions}::bigint) = ${partition}::bigint`
   }`
 
+const filterOf = (opts: Subscriptions.SubscribeOptions | undefined): StoredFilter => ({
+  ...(opts?.categories === undefined ? {} : { categories: opts.categories }),
+  ...(opts?.eventTypes === undefined ? {} : { eventTypes: opts.eventTypes })
+})
+
 // The advisory lock of a partition is (hashtext('evently:' || name), partition). Two names whose hashes collide
 // only exclude each other's workers: never a correctness problem, since commits compare-and-set the checkpoint.
 const lockKey = (name: string) => `evently:${name}`
+
+const describeError = (error: unknown) =>
+  typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error)
 
 /**
  * Re-bases a subscription's checkpoints on this cluster: every partition's checkpoint is set to `start` (default
  * `End`: only events that commit from now on) as resolved in this database, and stamped with this cluster's
  * `system_identifier`. Run it after restoring a dump into another cluster, when a worker refuses to resume with
  * `CheckpointFromAnotherCluster`, having decided where the subscription should go on from (a projection that must
- * see everything again takes `Beginning` and rebuilds). Stop the subscription's workers first.
+ * see everything again takes `Beginning` and rebuilds). Stop the subscription's workers first. A name with no
+ * checkpoint fails with `UnknownSubscription` and creates nothing.
  *
  * @since 0.1.0
  * @category maintenance
@@ -133,21 +142,28 @@ export const rebase = Effect.fn("PgSubscriptions.rebase")(function* (
   name: string,
   start: Subscriptions.Start = Subscriptions.End
 ) {
+  const reason = Subscriptions.nameProblem(name) ?? Subscriptions.startProblem(start)
+  if (reason !== undefined) return yield* new Subscriptions.InvalidSubscription({ subscription: String(name), reason })
   const sql = yield* SqlClient.SqlClient
   const t = yield* PgSchema.Tables
-  const cursor = yield* resolveStart(sql, t, start)
-  yield* sql`update ${sql(t.checkpoints)} set
+  const cursor = yield* resolveStart(sql, t, name, start)
+  const rows = yield* sql<{ ok: number }>`update ${sql(t.checkpoints)} set
       transaction_id = ${String(cursor.tx)}::xid8,
       position = ${cursor.pos},
       system_identifier = (select system_identifier from pg_control_system()),
       xid_epoch = pg_current_xact_id()::text::bigint >> 32,
       updated_at = now()
-    where subscription = ${name}`.pipe(Effect.mapError(storage("rebase")))
+    where subscription = ${name}
+    returning 1 as ok`.pipe(Effect.mapError(storage("rebase")))
+  if (rows.length === 0) return yield* new Subscriptions.UnknownSubscription({ subscription: name })
 })
 
+// Where a new checkpoint starts. A transaction id given with `After` must be one this cluster has reached: a later
+// one would be trusted now and refused as "from the future" on the next start.
 const resolveStart = Effect.fnUntraced(function* (
   sql: SqlClient.SqlClient,
   t: PgSchema.TableNames,
+  name: string,
   start: Subscriptions.Start
 ) {
   switch (start._tag) {
@@ -160,7 +176,18 @@ const resolveStart = Effect.fnUntraced(function* (
       return { tx: BigInt(row!.tx), pos: 0n }
     }
     case "After": {
-      if (start.transactionId !== undefined) return { tx: start.transactionId, pos: start.position }
+      if (start.transactionId !== undefined) {
+        const [row] = yield* sql<{ xmax: string }>`select pg_snapshot_xmax(pg_current_snapshot())::text as xmax`.pipe(
+          Effect.mapError(storage("resolve start"))
+        )
+        if (start.transactionId >= BigInt(row!.xmax)) {
+          return yield* new Subscriptions.InvalidSubscription({
+            subscription: name,
+            reason: `start After(${start.position}, ${start.transactionId}) names a transaction id this cluster has not reached (its next is ${row!.xmax})`
+          })
+        }
+        return { tx: start.transactionId, pos: start.position }
+      }
       const [row] = yield* sql<{ tx: string }>`select coalesce(
           (select transaction_id::text from ${sql(t.events)} where position = ${start.position}), '0') as tx`.pipe(
         Effect.mapError(storage("resolve start"))
@@ -169,6 +196,126 @@ const resolveStart = Effect.fnUntraced(function* (
     }
   }
 })
+
+/** The connection a worker's session holds: its statements run one at a time, and fail as storage faults. */
+interface SessionConnection {
+  readonly query: <A>(
+    operation: string,
+    statement: Statement.Statement<A>
+  ) => Effect.Effect<ReadonlyArray<A>, Subscriptions.SubscriptionStorageError>
+}
+
+const reserveConnection = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
+  const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
+  const mutex = yield* Semaphore.make(1)
+  return {
+    query: <A>(operation: string, statement: Statement.Statement<A>) => {
+      const [text, params] = statement.compile()
+      const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection.execute(text, params, undefined)
+      return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+        ReadonlyArray<A>,
+        Subscriptions.SubscriptionStorageError
+      >
+    }
+  } satisfies SessionConnection
+})
+
+/** Where a partition's checkpoint lives, and how a commit moves it. */
+interface CheckpointStore {
+  readonly initial: Cursor
+  /** Moves the checkpoint from `from` to `to` outside a transaction; fails with `LeaseLost` when it had moved. */
+  readonly advance: (from: Cursor, to: Cursor) => Effect.Effect<void, Subscriptions.SubscriptionError>
+  /** The same, inside the caller's transaction. */
+  readonly advanceInTransaction: (from: Cursor, to: Cursor) => Effect.Effect<void, Subscriptions.SubscriptionError>
+  readonly committed: (to: Cursor) => void
+  readonly park: (
+    event: EventStore.RecordedEvent,
+    error: unknown
+  ) => Effect.Effect<void, Subscriptions.SubscriptionStorageError>
+}
+
+/** A session's commits: serialized, and refused once any of them failed or the session ended (see `make`). */
+const makeCommitter = Effect.fnUntraced(function* (
+  sql: SqlClient.SqlClient,
+  checkpoints: CheckpointStore,
+  attributes: ReturnType<typeof metricAttributes>
+) {
+  let committed = checkpoints.initial
+  let poisoned: Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost | undefined
+  const permit = yield* Semaphore.make(1)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      poisoned ??= new Subscriptions.SubscriptionStorageError({
+        operation: "commit",
+        cause: new Error("the session that read this batch has ended; the batch will be delivered again")
+      })
+    })
+  )
+  const poisonOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.tapError(effect, (error) =>
+      Effect.sync(() => {
+        poisoned ??=
+          error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost
+            ? error
+            : new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: error })
+      })
+    )
+  // Poisons inside the permit, so no commit can slip in between a failure and its poisoning.
+  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    permit.withPermit(
+      poisonOnFailure(
+        Effect.suspend(
+          (): Effect.Effect<A, E | Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost, R> =>
+            poisoned === undefined ? effect : Effect.fail(poisoned)
+        )
+      )
+    )
+  const afterCommit = (to: Cursor, count: number) =>
+    Effect.gen(function* () {
+      committed = to
+      checkpoints.committed(to)
+      yield* Metric.update(Metric.withAttributes(eventsCommitted, attributes), count)
+      yield* Metric.update(Metric.withAttributes(checkpointPosition, attributes), Number(to.pos))
+    })
+  return {
+    poisoned: () => poisoned,
+    commit: (to: Cursor, count: number) =>
+      guarded(
+        Effect.gen(function* () {
+          if (!isAfter(to, committed)) return
+          yield* checkpoints.advance(committed, to)
+          yield* afterCommit(to, count)
+        })
+      ),
+    commitWith: <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
+      guarded(
+        Effect.gen(function* () {
+          const from = committed
+          const result = yield* PgTransaction.withTransactionOn(
+            sql,
+            Effect.tap(effect, () => (isAfter(to, from) ? checkpoints.advanceInTransaction(from, to) : Effect.void))
+          )
+          if (isAfter(to, from)) yield* afterCommit(to, count)
+          return result
+        }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error))))
+      ) as Effect.Effect<A, E | Subscriptions.SubscriptionError, R>,
+    // Not under the permit: `run` parks from inside `commitWith`, which holds it.
+    park: (event: EventStore.RecordedEvent, error: unknown) => poisonOnFailure(checkpoints.park(event, error))
+  }
+})
+
+/** An ephemeral subscription running in this process: its cursor, for `status` and `waitUntilCaughtUp`. */
+interface EphemeralCursor {
+  readonly partition: number
+  readonly partitions: number
+  readonly filter: StoredFilter
+  cursor: Cursor
+}
+
+/** Across the sessions of one partition of one `subscribe` call: where an ephemeral subscription has got to. */
+interface EphemeralHolder {
+  cursor: Cursor | undefined
+}
 
 /**
  * Builds the service on the `SqlClient` in context. LISTEN needs `PgClient`; without it (or when LISTEN fails) the
@@ -197,221 +344,232 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     }
     return lock
   }
+  const ephemerals = new Map<string, Set<EphemeralCursor>>()
+  const ephemeralParked: Array<Subscriptions.ParkedEvent> = []
+
+  // Standby: try the partition's lock until it is ours (the holder's death releases it).
+  const takeLease = Effect.fnUntraced(function* (connection: SessionConnection, name: string, partition: number) {
+    yield* localLock(name, partition).takeScoped(1)
+    yield* connection
+      .query<{ locked: boolean }>(
+        "lock",
+        sql`select pg_try_advisory_lock(hashtext(${lockKey(name)}), ${partition}::int) as locked`
+      )
+      .pipe(
+        Effect.map((rows) => rows[0]!.locked),
+        Effect.repeat({ until: (locked: boolean) => locked, schedule: Schedule.spaced(lockRetry) })
+      )
+    yield* Effect.addFinalizer(() =>
+      Effect.ignore(
+        connection.query("unlock", sql`select pg_advisory_unlock(hashtext(${lockKey(name)}), ${partition}::int)`)
+      )
+    )
+    yield* Effect.logDebug(`Subscription '${name}' partition ${partition}: active`)
+  })
+
+  // LISTEN before the first read, so no commit between the read and the LISTEN goes unnoticed.
+  const listen = Effect.fnUntraced(function* (
+    name: string,
+    opts: Subscriptions.SubscribeOptions | undefined,
+    poll: Duration.Duration
+  ) {
+    if (opts?.notify === false) return undefined
+    if (Option.isNone(pg)) {
+      yield* Effect.logInfo(
+        `Subscription '${name}': no PgClient to LISTEN with; polling every ${Duration.format(poll)}`
+      )
+      return undefined
+    }
+    return yield* pg.value.listen(t.events).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning(`Subscription '${name}': LISTEN failed (${error.message}); polling instead`)
+      ),
+      Effect.option,
+      Effect.map(Option.getOrUndefined)
+    )
+  })
+
+  // A durable checkpoint: its row is created from `start` the first time and checked against this cluster every
+  // time; commits compare-and-set it.
+  const durableCheckpoint = Effect.fnUntraced(function* (
+    connection: SessionConnection,
+    name: string,
+    partition: number,
+    opts: Subscriptions.SubscribeOptions | undefined
+  ) {
+    const partitions = Math.max(1, opts?.partitions ?? 1)
+    const filter = filterOf(opts)
+    const initial = yield* loadCheckpoint(connection, name, partition, partitions, filter, opts)
+    const casUpdate = (from: Cursor, to: Cursor) =>
+      sql<{ ok: number }>`update ${sql(t.checkpoints)} set
+          system_identifier = (select system_identifier from pg_control_system()),
+          xid_epoch = pg_current_xact_id()::text::bigint >> 32,
+          updated_at = now(),
+          transaction_id = ${String(to.tx)}::xid8, position = ${to.pos}
+        where subscription = ${name} and partition = ${partition}
+          and transaction_id = ${String(from.tx)}::xid8 and position = ${from.pos}
+        returning 1 as ok`
+    const leaseLost = new Subscriptions.LeaseLost({ subscription: name, partition })
+    const checkpoints: CheckpointStore = {
+      initial,
+      advance: (from, to) =>
+        connection
+          .query("commit", casUpdate(from, to))
+          .pipe(Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(leaseLost) : Effect.void))),
+      advanceInTransaction: (from, to) =>
+        casUpdate(from, to).pipe(
+          Effect.mapError(storage("commit")),
+          Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(leaseLost) : Effect.void))
+        ),
+      committed: () => {},
+      park: (event, error) =>
+        sql`insert into ${sql(t.parked)}
+            (subscription, partition, position, transaction_id, event_id, stream, event_type, error)
+          values (${name}, ${partition}, ${event.position}, ${String(event.transactionId)}::xid8,
+            ${event.eventId}::uuid, ${event.stream}, ${event.type}, ${describeError(error)})`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storage("park"))
+        )
+    }
+    return checkpoints
+  })
+
+  const loadCheckpoint = Effect.fnUntraced(function* (
+    connection: SessionConnection,
+    name: string,
+    partition: number,
+    partitions: number,
+    filter: StoredFilter,
+    opts: Subscriptions.SubscribeOptions | undefined
+  ) {
+    const [row] = yield* connection.query<{ tx: string; pos: bigint; system: string; current: string; xmax: string }>(
+      "load checkpoint",
+      sql`select transaction_id::text as tx, position as pos, system_identifier::text as system,
+          (select system_identifier::text from pg_control_system()) as current,
+          pg_snapshot_xmax(pg_current_snapshot())::text as xmax
+        from ${sql(t.checkpoints)} where subscription = ${name} and partition = ${partition}`
+    )
+    if (row === undefined) {
+      const start = yield* resolveStart(sql, t, name, opts?.start ?? Subscriptions.Beginning)
+      yield* connection.query(
+        "create checkpoint",
+        sql`insert into ${sql(t.checkpoints)}
+            (subscription, partition, partitions, transaction_id, position, system_identifier, xid_epoch, filter)
+          values (${name}, ${partition}, ${partitions}, ${String(start.tx)}::xid8, ${start.pos},
+            (select system_identifier from pg_control_system()), pg_current_xact_id()::text::bigint >> 32,
+            ${JSON.stringify(filter)}::jsonb)
+          on conflict (subscription, partition) do nothing`
+      )
+      return start
+    }
+    if (row.system !== row.current) {
+      return yield* new Subscriptions.CheckpointFromAnotherCluster({
+        subscription: name,
+        partition,
+        reason: `its checkpoint was written by database cluster ${row.system}, this is cluster ${row.current}`
+      })
+    }
+    if (BigInt(row.tx) >= BigInt(row.xmax)) {
+      return yield* new Subscriptions.CheckpointFromAnotherCluster({
+        subscription: name,
+        partition,
+        reason: `its checkpoint's transaction id ${row.tx} is ahead of this cluster's next one (${row.xmax}): transaction ids went backwards`
+      })
+    }
+    yield* connection.query(
+      "update filter",
+      sql`update ${sql(t.checkpoints)} set partitions = ${partitions}, filter = ${JSON.stringify(filter)}::jsonb
+        where subscription = ${name} and partition = ${partition}`
+    )
+    return { tx: BigInt(row.tx), pos: BigInt(row.pos) }
+  })
+
+  // An ephemeral checkpoint: the cursor lives in `holder` (so a reconnect resumes from it) and in the registry that
+  // `status` and `waitUntilCaughtUp` read while the session runs; parked events are kept in memory.
+  const ephemeralCheckpoint = Effect.fnUntraced(function* (
+    name: string,
+    partition: number,
+    opts: Subscriptions.SubscribeOptions | undefined,
+    holder: EphemeralHolder
+  ) {
+    holder.cursor ??= yield* resolveStart(sql, t, name, opts?.start ?? Subscriptions.Beginning)
+    const entry: EphemeralCursor = {
+      partition,
+      partitions: Math.max(1, opts?.partitions ?? 1),
+      filter: filterOf(opts),
+      cursor: holder.cursor
+    }
+    const running = ephemerals.get(name) ?? new Set()
+    ephemerals.set(name, running.add(entry))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        running.delete(entry)
+        if (running.size === 0) ephemerals.delete(name)
+      })
+    )
+    const checkpoints: CheckpointStore = {
+      initial: holder.cursor,
+      advance: () => Effect.void,
+      advanceInTransaction: () => Effect.void,
+      committed: (to) => {
+        holder.cursor = to
+        entry.cursor = to
+      },
+      park: (event, error) =>
+        Effect.andThen(
+          Effect.sync(() => {
+            ephemeralParked.push({
+              subscription: name,
+              partition,
+              position: event.position,
+              eventId: event.eventId,
+              stream: event.stream,
+              type: event.type,
+              error: describeError(error)
+            })
+          }),
+          Effect.logWarning(`Subscription '${name}' (ephemeral) parked event ${event.eventId}: ${describeError(error)}`)
+        )
+    }
+    return checkpoints
+  })
 
   const session = (
     name: string,
     partition: number,
-    opts: Subscriptions.SubscribeOptions | undefined
+    opts: Subscriptions.SubscribeOptions | undefined,
+    holder: EphemeralHolder
   ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> =>
     Stream.unwrap(
       Effect.gen(function* () {
         const partitions = Math.max(1, opts?.partitions ?? 1)
         const batchSize = opts?.batchSize ?? 100
         const poll = Duration.fromInputUnsafe(opts?.pollInterval ?? "1 second")
-        const filter: StoredFilter = {
-          ...(opts?.categories === undefined ? {} : { categories: opts.categories }),
-          ...(opts?.eventTypes === undefined ? {} : { eventTypes: opts.eventTypes })
-        }
         const attributes = metricAttributes(name, partition)
-
         // The worker's own session: its advisory lock, its reads and its plain commits all go through it, so a
         // worker whose connection dies can neither read nor commit any more, and its lock is gone with it.
-        yield* localLock(name, partition).takeScoped(1)
-        const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
-        const mutex = yield* Semaphore.make(1)
-        const query = <A>(operation: string, statement: Statement.Statement<A>) => {
-          const [text, params] = statement.compile()
-          const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection.execute(
-            text,
-            params,
-            undefined
-          )
-          return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
-            ReadonlyArray<A>,
-            Subscriptions.SubscriptionStorageError
-          >
-        }
-
-        // Standby: try the partition's lock until it is ours (the holder's death releases it).
-        yield* query<{ locked: boolean }>(
-          "lock",
-          sql`select pg_try_advisory_lock(hashtext(${lockKey(name)}), ${partition}::int) as locked`
-        ).pipe(
-          Effect.map((rows) => rows[0]!.locked),
-          Effect.repeat({ until: (locked: boolean) => locked, schedule: Schedule.spaced(lockRetry) })
-        )
-        yield* Effect.addFinalizer(() =>
-          Effect.ignore(query("unlock", sql`select pg_advisory_unlock(hashtext(${lockKey(name)}), ${partition}::int)`))
-        )
-        yield* Effect.logDebug(`Subscription '${name}' partition ${partition}: active`)
-
-        // LISTEN before the first read, so no commit between the read and the LISTEN goes unnoticed.
-        let wake: Queue.Dequeue<unknown, SqlError.SqlError> | undefined
-        if (opts?.notify !== false) {
-          if (Option.isSome(pg)) {
-            wake = yield* pg.value.listen(t.events).pipe(
-              Effect.tapError((error) =>
-                Effect.logWarning(`Subscription '${name}': LISTEN failed (${error.message}); polling instead`)
-              ),
-              Effect.option,
-              Effect.map(Option.getOrUndefined)
-            )
-          } else {
-            yield* Effect.logInfo(
-              `Subscription '${name}': no PgClient to LISTEN with; polling every ${Duration.format(poll)}`
-            )
-          }
-        }
-
-        // The checkpoint: created from `start` the first time, checked against this cluster every time.
-        let stored = yield* query<{ tx: string; pos: bigint; system: string; current: string; xmax: string }>(
-          "load checkpoint",
-          sql`select transaction_id::text as tx, position as pos, system_identifier::text as system,
-              (select system_identifier::text from pg_control_system()) as current,
-              pg_snapshot_xmax(pg_current_snapshot())::text as xmax
-            from ${sql(t.checkpoints)} where subscription = ${name} and partition = ${partition}`
-        )
-        if (stored.length === 0) {
-          const start = yield* resolveStart(sql, t, opts?.start ?? Subscriptions.Beginning)
-          yield* query(
-            "create checkpoint",
-            sql`insert into ${sql(t.checkpoints)}
-                (subscription, partition, partitions, transaction_id, position, system_identifier, xid_epoch, filter)
-              values (${name}, ${partition}, ${partitions}, ${String(start.tx)}::xid8, ${start.pos},
-                (select system_identifier from pg_control_system()), pg_current_xact_id()::text::bigint >> 32,
-                ${JSON.stringify(filter)}::jsonb)
-              on conflict (subscription, partition) do nothing`
-          )
-          stored = [
-            {
-              tx: String(start.tx),
-              pos: start.pos,
-              system: "",
-              current: "",
-              xmax: String(start.tx + 1n)
-            }
-          ]
-        } else {
-          const row = stored[0]!
-          if (row.system !== row.current) {
-            return yield* new Subscriptions.CheckpointFromAnotherCluster({
-              subscription: name,
-              partition,
-              reason: `its checkpoint was written by database cluster ${row.system}, this is cluster ${row.current}`
-            })
-          }
-          if (BigInt(row.tx) >= BigInt(row.xmax)) {
-            return yield* new Subscriptions.CheckpointFromAnotherCluster({
-              subscription: name,
-              partition,
-              reason: `its checkpoint's transaction id ${row.tx} is ahead of this cluster's next one (${row.xmax}): transaction ids went backwards`
-            })
-          }
-          yield* query(
-            "update filter",
-            sql`update ${sql(t.checkpoints)} set partitions = ${partitions}, filter = ${JSON.stringify(filter)}::jsonb
-              where subscription = ${name} and partition = ${partition}`
-          )
-        }
-        const initial: Cursor = { tx: BigInt(stored[0]!.tx), pos: BigInt(stored[0]!.pos) }
-
-        // What this session has committed, and why it may commit no more. A failed commit (of any batch, however far
-        // the reader has read ahead of it) or the end of the session poisons it: every later commit of its batches
-        // fails at once without touching the database, and the next read ends the session, so the partition starts
-        // over from the checkpoint that really committed. Without this, a batch read ahead would compare-and-set
-        // from the last good checkpoint and commit over the batch whose commit had failed.
-        let committed = initial
-        let poisoned: Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost | undefined
-        const commits = yield* Semaphore.make(1)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            poisoned ??= new Subscriptions.SubscriptionStorageError({
-              operation: "commit",
-              cause: new Error("the session that read this batch has ended; the batch will be delivered again")
-            })
-          })
-        )
-        const poison = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-          Effect.tapError(effect, (error) =>
-            Effect.sync(() => {
-              if (poisoned !== undefined) return
-              poisoned =
-                error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost
-                  ? error
-                  : new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: error })
-            })
-          )
-        const refuseIfPoisoned = Effect.suspend(() => (poisoned === undefined ? Effect.void : Effect.fail(poisoned)))
-        const advance = sql`update ${sql(t.checkpoints)} set
-            system_identifier = (select system_identifier from pg_control_system()),
-            xid_epoch = pg_current_xact_id()::text::bigint >> 32,
-            updated_at = now(),`
-        const casUpdate = (from: Cursor, to: Cursor) =>
-          sql<{ ok: number }>`${advance} transaction_id = ${String(to.tx)}::xid8, position = ${to.pos}
-            where subscription = ${name} and partition = ${partition}
-              and transaction_id = ${String(from.tx)}::xid8 and position = ${from.pos}
-            returning 1 as ok`
-        const afterCommit = (to: Cursor, count: number) =>
-          Effect.gen(function* () {
-            committed = to
-            yield* Metric.update(Metric.withAttributes(eventsCommitted, attributes), count)
-            yield* Metric.update(Metric.withAttributes(checkpointPosition, attributes), Number(to.pos))
-          })
-        const leaseLost = new Subscriptions.LeaseLost({ subscription: name, partition })
-
-        // `poison` runs inside the permit, so no commit can slip in between a failure and its poisoning.
-        const commit = (to: Cursor, count: number) =>
-          commits.withPermit(
-            poison(
-              Effect.gen(function* () {
-                yield* refuseIfPoisoned
-                if (!isAfter(to, committed)) return
-                const rows = yield* query("commit", casUpdate(committed, to))
-                if (rows.length === 0) return yield* leaseLost
-                yield* afterCommit(to, count)
-              })
-            )
-          )
-        const commitWith = <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
-          commits.withPermit(
-            poison(
-              Effect.gen(function* () {
-                yield* refuseIfPoisoned
-                const from = committed
-                const result = yield* PgTransaction.withTransactionOn(
-                  sql,
-                  Effect.gen(function* () {
-                    const value = yield* effect
-                    if (isAfter(to, from)) {
-                      const rows = yield* casUpdate(from, to).pipe(Effect.mapError(storage("commit")))
-                      if (rows.length === 0) return yield* leaseLost
-                    }
-                    return value
-                  })
-                )
-                if (isAfter(to, from)) yield* afterCommit(to, count)
-                return result
-              }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error))))
-            ) as Effect.Effect<A, E | Subscriptions.SubscriptionError, R>
-          )
+        const connection = yield* reserveConnection(sql)
+        if (opts?.ephemeral !== true) yield* takeLease(connection, name, partition)
+        const wake = yield* listen(name, opts, poll)
+        const checkpoints =
+          opts?.ephemeral === true
+            ? yield* ephemeralCheckpoint(name, partition, opts, holder)
+            : yield* durableCheckpoint(connection, name, partition, opts)
+        // What this session has committed, and why it may commit no more. A failed commit (of any batch, however
+        // far the reader has read ahead of it) or the end of the session poisons it: every later commit of its
+        // batches fails at once without touching the database, and the next read ends the session, so the
+        // partition starts over from the checkpoint that really committed. Without this, a batch read ahead would
+        // compare-and-set from the last good checkpoint and commit over the batch whose commit had failed.
+        const committer = yield* makeCommitter(sql, checkpoints, attributes)
         // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it.
         const isolate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
           PgTransaction.withTransactionOn(sql, effect).pipe(
             Effect.mapError((error) => (SqlError.isSqlError(error) ? storage("handle")(error) : error))
           ) as Effect.Effect<A, E | Subscriptions.SubscriptionStorageError, R>
-        const park = (event: EventStore.RecordedEvent, error: unknown) =>
-          sql`insert into ${sql(t.parked)}
-              (subscription, partition, position, transaction_id, event_id, stream, event_type, error)
-            values (${name}, ${partition}, ${event.position}, ${String(event.transactionId)}::xid8,
-              ${event.eventId}::uuid, ${event.stream}, ${event.type},
-              ${typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error)})`.pipe(
-            Effect.asVoid,
-            Effect.mapError(storage("park"))
-          )
 
-        const where = filterFragment(sql, filter, partitions, partition)
+        const where = filterFragment(sql, filterOf(opts), partitions, partition)
         const read = (cursor: Cursor) =>
-          query<EventRow.EventRow>(
+          connection.query<EventRow.EventRow>(
             "read",
             sql`select ${EventRow.columns(sql)}
               from ${sql(t.events)} e
@@ -432,6 +590,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
         const next = Effect.fnUntraced(function* (cursor: Cursor) {
           while (true) {
+            const poisoned = committer.poisoned()
             if (poisoned !== undefined) return yield* poisoned
             const rows = yield* read(cursor)
             if (rows.length === 0) {
@@ -447,28 +606,29 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               partition,
               events,
               checkpoint: { transactionId: to.tx, position: to.pos },
-              commit: commit(to, events.length),
-              commitWith: (effect) => commitWith(to, events.length, effect),
+              commit: committer.commit(to, events.length),
+              commitWith: (effect) => committer.commitWith(to, events.length, effect),
               isolate,
-              park: (event, error) => poison(park(event, error))
+              park: committer.park
             }
             return [[batch], Option.some(to)] as const
           }
         })
-        return Stream.paginate(initial, next)
+        return Stream.paginate(checkpoints.initial, next)
       })
     )
 
-  // A session that ends with a storage fault a retry may fix (connection killed, commit failed) or a lost lease starts
-  // over from the checkpoint after `reconnectDelay`; any other failure (a checkpoint from another cluster, a
-  // permanent fault such as a missing table) ends the stream.
-  // `Stream.retry` loops: the restarted session does not nest inside the failed one.
+  // A session that ends with a storage fault a retry may fix (connection killed, commit failed) or a lost lease
+  // starts over from the checkpoint after `reconnectDelay`; any other failure (a checkpoint from another cluster, a
+  // permanent fault such as a missing table) ends the stream. `Stream.retry` loops: the restarted session does not
+  // nest inside the failed one.
   const resilient = (
     name: string,
     partition: number,
     opts: Subscriptions.SubscribeOptions | undefined
-  ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> =>
-    session(name, partition, opts).pipe(
+  ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> => {
+    const holder: EphemeralHolder = { cursor: undefined }
+    return session(name, partition, opts, holder).pipe(
       Stream.retry(
         Schedule.spaced(reconnectDelay).pipe(
           Schedule.while(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
@@ -484,14 +644,41 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         )
       )
     )
+  }
+
+  // Each partition a worker runs holds a connection for its session and one for its LISTEN, and a transactional
+  // commit borrows one more: a pool smaller than that would leave the worker waiting for a connection forever.
+  const poolProblem = (opts: Subscriptions.RunOptions | undefined): string | undefined => {
+    if (Option.isNone(pg) || "stream" in pg.value.config) return undefined
+    const max = (pg.value.config as { readonly maxConnections?: number | undefined }).maxConnections ?? 10
+    const perPartition = 1 + (opts?.notify === false ? 0 : 1) + (opts?.transactional === true ? 1 : 0)
+    const needed = Subscriptions.partitionsOf(opts).length * perPartition
+    return needed <= max
+      ? undefined
+      : `the connection pool has ${max} connections and this worker needs ${needed}: per partition one for its session, ${opts?.notify === false ? "" : "one for LISTEN, "}${opts?.transactional === true ? "one for its transactional commits, " : ""}for ${Subscriptions.partitionsOf(opts).length} partition(s); raise maxConnections (and leave room for the app's own queries)`
+  }
 
   const subscribe = (name: string, opts?: Subscriptions.SubscribeOptions) =>
-    Subscriptions.checked(name, opts, () =>
-      Stream.mergeAll(
-        Subscriptions.partitionsOf(opts).map((partition) => resilient(name, partition, opts)),
-        { concurrency: "unbounded" }
-      )
-    )
+    Subscriptions.checked(name, opts, () => {
+      const tooSmall = poolProblem(opts)
+      return tooSmall !== undefined
+        ? Stream.fail(new Subscriptions.InvalidSubscription({ subscription: name, reason: tooSmall }))
+        : Stream.mergeAll(
+            Subscriptions.partitionsOf(opts).map((partition) => resilient(name, partition, opts)),
+            { concurrency: "unbounded" }
+          )
+    })
+
+  const runOnPartitions = Subscriptions.makeRun(subscribe, {
+    initialDelay: reconnectDelay,
+    maxDelay: maxReconnectDelay
+  })
+  const run: Subscriptions.Subscriptions["Service"]["run"] = (name, handler, opts) => {
+    const tooSmall = Subscriptions.problem(name, opts) === undefined ? poolProblem(opts) : undefined
+    return tooSmall !== undefined
+      ? Effect.fail(new Subscriptions.InvalidSubscription({ subscription: name, reason: tooSmall }))
+      : runOnPartitions(name, handler, opts)
+  }
 
   interface CheckpointRow {
     readonly partition: number
@@ -500,90 +687,111 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     readonly pos: bigint
     readonly filter: StoredFilter
   }
+  // A name's checkpoints: its rows, else the least advanced cursor of each partition among the ephemeral
+  // subscriptions of that name running in this process.
   const checkpointsOf = (name: string) =>
     sql<CheckpointRow>`select partition, partitions, transaction_id::text as tx, position as pos, filter
-      from ${sql(t.checkpoints)} where subscription = ${name} order by partition`
+      from ${sql(t.checkpoints)} where subscription = ${name} order by partition`.pipe(
+      Effect.map((rows): ReadonlyArray<CheckpointRow> => (rows.length > 0 ? rows : ephemeralRows(name)))
+    )
+  const ephemeralRows = (name: string): ReadonlyArray<CheckpointRow> => {
+    const slowest = new Map<number, EphemeralCursor>()
+    for (const entry of ephemerals.get(name) ?? []) {
+      const known = slowest.get(entry.partition)
+      if (known === undefined || isAfter(known.cursor, entry.cursor)) slowest.set(entry.partition, entry)
+    }
+    return [...slowest.values()]
+      .sort((a, b) => a.partition - b.partition)
+      .map((entry) => ({
+        partition: entry.partition,
+        partitions: entry.partitions,
+        tx: String(entry.cursor.tx),
+        pos: entry.cursor.pos,
+        filter: entry.filter
+      }))
+  }
 
-  const status = Effect.fn("PgSubscriptions.status")(
-    function* (name: string) {
-      const rows = yield* checkpointsOf(name)
-      const partitions: Array<Subscriptions.PartitionStatus> = []
-      for (const row of rows) {
-        const [lag] = yield* sql<{ lag: number; seconds: number | null; held: number }>`
-          select count(*)::int as lag,
-            extract(epoch from now() - min(recorded_at))::float8 as seconds,
-            count(*) filter (where transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))::int as held
-          from ${sql(t.events)}
-          where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
-            ${filterFragment(sql, row.filter, row.partitions, row.partition)}`
-        let heldBackByPid: number | undefined
-        if (lag!.held > 0) {
-          const [pinning] = yield* sql<{ pid: number }>`
-            select pid from pg_stat_activity
-            where backend_xid is not null
-              and backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296
-            limit 1`
-          heldBackByPid = pinning?.pid
-        }
-        const attributes = metricAttributes(name, row.partition)
-        yield* Metric.update(Metric.withAttributes(lagEvents, attributes), lag!.lag)
-        yield* Metric.update(Metric.withAttributes(lagSeconds, attributes), lag!.seconds ?? 0)
-        partitions.push({
-          partition: row.partition,
-          checkpoint: { transactionId: BigInt(row.tx), position: BigInt(row.pos) },
-          lagEvents: lag!.lag,
-          lagSeconds: Math.max(0, lag!.seconds ?? 0),
-          heldBackByPid
-        })
-      }
-      return { subscription: name, partitions }
-    },
-    Effect.mapError(storage("status"))
-  )
+  const status = Effect.fn("PgSubscriptions.status")(function* (name: string) {
+    yield* Subscriptions.validName(name)
+    const rows = yield* checkpointsOf(name).pipe(Effect.mapError(storage("status")))
+    const partitions: Array<Subscriptions.PartitionStatus> = []
+    for (const row of rows) partitions.push(yield* partitionStatus(name, row).pipe(Effect.mapError(storage("status"))))
+    return { subscription: name, partitions }
+  })
 
+  const partitionStatus = Effect.fnUntraced(function* (name: string, row: CheckpointRow) {
+    const [lag] = yield* sql<{ lag: number; seconds: number | null; held: number }>`
+      select count(*)::int as lag,
+        extract(epoch from now() - min(recorded_at))::float8 as seconds,
+        count(*) filter (where transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))::int as held
+      from ${sql(t.events)}
+      where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
+        ${filterFragment(sql, row.filter, row.partitions, row.partition)}`
+    let heldBackByPid: number | undefined
+    if (lag!.held > 0) {
+      const [pinning] = yield* sql<{ pid: number }>`
+        select pid from pg_stat_activity
+        where backend_xid is not null
+          and backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296
+        limit 1`
+      heldBackByPid = pinning?.pid
+    }
+    const attributes = metricAttributes(name, row.partition)
+    yield* Metric.update(Metric.withAttributes(lagEvents, attributes), lag!.lag)
+    yield* Metric.update(Metric.withAttributes(lagSeconds, attributes), lag!.seconds ?? 0)
+    return {
+      partition: row.partition,
+      checkpoint: { transactionId: BigInt(row.tx), position: BigInt(row.pos) },
+      lagEvents: lag!.lag,
+      lagSeconds: Math.max(0, lag!.seconds ?? 0),
+      heldBackByPid
+    } satisfies Subscriptions.PartitionStatus
+  })
+
+  // The timeout bounds the whole call, its first query included: with a pool that a running subscription has
+  // exhausted, even that one waits for a connection.
   const waitUntilCaughtUp = Effect.fn("PgSubscriptions.waitUntilCaughtUp")(function* (
     name: string,
     waitOptions?: { readonly timeout?: Duration.Input | undefined }
   ) {
-    const [snapshot] = yield* sql<{ snapshot: string }>`select pg_current_snapshot()::text as snapshot`.pipe(
-      Effect.mapError(storage("wait"))
-    )
-    const caughtUp = Effect.gen(function* () {
-      const rows = yield* checkpointsOf(name)
-      if (rows.length === 0 || rows.length < rows[0]!.partitions) return false
-      for (const row of rows) {
-        const [pending] = yield* sql<{ pending: boolean }>`select exists(
-            select 1 from ${sql(t.events)}
-            where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
-              and pg_visible_in_snapshot(transaction_id, ${snapshot!.snapshot}::pg_snapshot)
-              ${filterFragment(sql, row.filter, row.partitions, row.partition)}
-          ) as pending`
-        if (pending!.pending) return false
-      }
-      return true
+    yield* Subscriptions.validName(name)
+    const wait = Effect.gen(function* () {
+      const [snapshot] = yield* sql<{ snapshot: string }>`select pg_current_snapshot()::text as snapshot`
+      const caughtUp = Effect.gen(function* () {
+        const rows = yield* checkpointsOf(name)
+        if (rows.length === 0 || rows.length < rows[0]!.partitions) return false
+        for (const row of rows) {
+          const [pending] = yield* sql<{ pending: boolean }>`select exists(
+              select 1 from ${sql(t.events)}
+              where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})
+                and pg_visible_in_snapshot(transaction_id, ${snapshot!.snapshot}::pg_snapshot)
+                ${filterFragment(sql, row.filter, row.partitions, row.partition)}
+            ) as pending`
+          if (pending!.pending) return false
+        }
+        return true
+      })
+      yield* Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("20 millis") })
     }).pipe(Effect.mapError(storage("wait")))
-    const wait = Effect.repeat(caughtUp, {
-      until: (done: boolean) => done,
-      schedule: Schedule.spaced("20 millis")
-    })
     return yield* Effect.timeoutOrElse(wait, {
       duration: waitOptions?.timeout ?? "30 seconds",
       orElse: () => Effect.fail(new Subscriptions.CaughtUpTimeout({ subscription: name }))
     })
   })
 
-  const parked = Effect.fn("PgSubscriptions.parked")(
-    function* (name: string) {
-      const rows = yield* sql<{
-        partition: number
-        position: bigint
-        event_id: string
-        stream: string
-        event_type: string
-        error: string
-      }>`select partition, position, event_id::text as event_id, stream, event_type, error
-        from ${sql(t.parked)} where subscription = ${name} order by id`
-      return rows.map((row): Subscriptions.ParkedEvent => ({
+  const parked = Effect.fn("PgSubscriptions.parked")(function* (name: string) {
+    yield* Subscriptions.validName(name)
+    const rows = yield* sql<{
+      partition: number
+      position: bigint
+      event_id: string
+      stream: string
+      event_type: string
+      error: string
+    }>`select partition, position, event_id::text as event_id, stream, event_type, error
+      from ${sql(t.parked)} where subscription = ${name} order by id`.pipe(Effect.mapError(storage("parked")))
+    return [
+      ...rows.map((row): Subscriptions.ParkedEvent => ({
         subscription: name,
         partition: row.partition,
         position: BigInt(row.position),
@@ -591,25 +799,21 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         stream: row.stream,
         type: row.event_type,
         error: row.error
-      }))
-    },
-    Effect.mapError(storage("parked"))
-  )
-
-  return Subscriptions.Subscriptions.of({
-    subscribe,
-    run: Subscriptions.makeRun(subscribe, { initialDelay: reconnectDelay, maxDelay: maxReconnectDelay }),
-    status,
-    waitUntilCaughtUp,
-    parked
+      })),
+      ...ephemeralParked.filter((event) => event.subscription === name)
+    ]
   })
+
+  return Subscriptions.Subscriptions.of({ subscribe, run, status, waitUntilCaughtUp, parked })
 })
 
 /**
  * The Postgres subscriptions on the `SqlClient` in context (LISTEN through `PgClient` when it is there). Run
- * `PgSchema.migrate` first. Each partition a worker runs holds one pooled connection for its session (lock, reads,
- * plain commits; held while it waits for the lock too) and, once active, one for its LISTEN; transactional commits
- * borrow a third: size the pool for it.
+ * `PgSchema.migrate` first. Connections: each partition a worker runs holds one pooled connection for its session
+ * (lock, reads, plain commits; held while it waits for the lock too) and, once active, one for its LISTEN (none
+ * with `notify: false`); transactional commits borrow a third. A worker whose pool is smaller than that fails at
+ * once with `InvalidSubscription` (it would otherwise wait for a connection forever); leave room for the app's own
+ * queries, `status` and `waitUntilCaughtUp` besides.
  *
  * @since 0.1.0
  * @category layers

@@ -80,10 +80,16 @@ export const After = (position: bigint, transactionId?: bigint): Start =>
  * by a hash of the stream name, and `partition` chooses which of them this worker takes (default all, each under
  * its own lock).
  *
+ * `ephemeral: true` keeps the checkpoint in this process only: no checkpoint row, no lock (any number of ephemeral
+ * subscriptions of one name run side by side, each on its own cursor), parked events kept in memory, nothing left in
+ * the database when it ends. For tails and for read models that live in memory and are rebuilt on each start; a
+ * fresh ephemeral subscription begins at `start` again. `run` resumes it after a fault from what it committed.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface SubscribeOptions {
+  readonly ephemeral?: boolean | undefined
   readonly categories?: ReadonlyArray<string> | undefined
   readonly eventTypes?: ReadonlyArray<string> | undefined
   readonly start?: Start | undefined
@@ -233,6 +239,21 @@ export class CaughtUpTimeout extends Schema.TaggedError<CaughtUpTimeout>("@event
 }
 
 /**
+ * An operation named a subscription that has no checkpoint (it never ran, or its name is mistyped).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class UnknownSubscription extends Schema.TaggedError<UnknownSubscription>("@evently/store/UnknownSubscription")(
+  "UnknownSubscription",
+  { subscription: Schema.String }
+) {
+  override get message(): string {
+    return `Subscription '${this.subscription}' has no checkpoint: it never ran here, or the name is mistyped`
+  }
+}
+
+/**
  * The errors of a subscription's machinery (not of its handler).
  *
  * @since 0.1.0
@@ -263,6 +284,83 @@ export class InvalidSubscription extends Schema.TaggedError<InvalidSubscription>
 const isWhole = (n: number, min: number) => Number.isSafeInteger(n) && n >= min
 
 /**
+ * The longest subscription name, in UTF-16 code units.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const maxNameLength = 200
+
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
+const maxBigint8 = 2n ** 63n - 1n
+
+/**
+ * What is wrong with a subscription name, or `undefined` when nothing is: it must be 1 to {@link maxNameLength}
+ * characters of well-formed Unicode (no lone surrogate, which Postgres would store as U+FFFD so that two names share
+ * one checkpoint) with no control character (NUL included).
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const nameProblem = (name: unknown): string | undefined => {
+  if (typeof name !== "string") return `the name must be a string, not ${typeof name}`
+  if (name.length === 0) return "the name is empty"
+  if (name.length > maxNameLength) return `the name is longer than ${maxNameLength} characters`
+  if (!name.isWellFormed()) return "the name is not well-formed Unicode (it holds a lone surrogate)"
+  if (controlCharacter.test(name)) return "the name contains a control character"
+  return undefined
+}
+
+const listProblem = (
+  label: string,
+  list: unknown,
+  itemProblem: (item: string) => string | undefined
+): string | undefined => {
+  if (list === undefined) return undefined
+  if (!Array.isArray(list)) return `${label} must be an array of strings`
+  for (const item of list as ReadonlyArray<unknown>) {
+    if (typeof item !== "string") return `${label} must hold only strings, not ${typeof item}`
+    const problem = itemProblem(item)
+    if (problem !== undefined) return `${label} entry ${JSON.stringify(item)}: ${problem}`
+  }
+  return undefined
+}
+
+const categoryProblem = (category: string) =>
+  /^[A-Za-z0-9_]+$/.test(category) ? undefined : "a category holds only letters, digits and '_'"
+
+const eventTypeProblem = (type: string) =>
+  type.length === 0 || type.length > 256
+    ? "an event type has 1 to 256 characters"
+    : !type.isWellFormed() || type.includes("\u0000")
+      ? "an event type must be well-formed Unicode with no NUL"
+      : undefined
+
+const placeProblem = (label: string, value: unknown) =>
+  typeof value !== "bigint" || value < 0n || value > maxBigint8
+    ? `${label} must be a bigint from 0 to 2^63-1, not ${typeof value === "bigint" ? String(value) : typeof value}`
+    : undefined
+
+/**
+ * What is wrong with a start, or `undefined` when nothing is (`After` takes a position, and optionally a transaction
+ * id, each a bigint from 0 to 2^63-1).
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const startProblem = (start: unknown): string | undefined => {
+  if (start === undefined) return undefined
+  const tag = typeof start === "object" && start !== null && "_tag" in start ? start._tag : undefined
+  if (tag === "Beginning" || tag === "End") return undefined
+  if (tag !== "After") return "start must be Beginning, End or After(position)"
+  const after = start as { readonly position?: unknown; readonly transactionId?: unknown }
+  return (
+    placeProblem("start After's position", after.position) ??
+    (after.transactionId === undefined ? undefined : placeProblem("start After's transaction id", after.transactionId))
+  )
+}
+
+/**
  * What is wrong with a subscription's options, or `undefined` when nothing is.
  *
  * @since 0.1.0
@@ -273,8 +371,13 @@ export const optionsProblem = (options: SubscribeOptions | undefined): string | 
   if (options.batchSize !== undefined && !isWhole(options.batchSize, 1)) {
     return `batchSize must be a whole number of at least 1, not ${options.batchSize}`
   }
+  if (options.batchSize !== undefined && options.batchSize > 100_000) {
+    return `batchSize must be at most 100000, not ${options.batchSize}`
+  }
   const partitions = options.partitions ?? 1
-  if (!isWhole(partitions, 1)) return `partitions must be a whole number of at least 1, not ${partitions}`
+  if (!isWhole(partitions, 1) || partitions > 1024) {
+    return `partitions must be a whole number from 1 to 1024, not ${partitions}`
+  }
   const chosen =
     options.partition === undefined
       ? []
@@ -283,12 +386,39 @@ export const optionsProblem = (options: SubscribeOptions | undefined): string | 
         : options.partition
   const outside = chosen.find((p) => !isWhole(p, 0) || p >= partitions)
   if (outside !== undefined) return `partition ${outside} is not one of 0..${partitions - 1}`
-  return undefined
+  return (
+    listProblem("categories", options.categories, categoryProblem) ??
+    listProblem("eventTypes", options.eventTypes, eventTypeProblem) ??
+    startProblem(options.start)
+  )
 }
 
 /**
- * The subscription's options checked: a stream that fails with {@link InvalidSubscription} at once when they cannot
- * work, or the adapter's stream.
+ * What is wrong with a subscription's name and options together, or `undefined` when nothing is.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const problem = (name: unknown, options: SubscribeOptions | undefined): string | undefined =>
+  nameProblem(name) ?? optionsProblem(options)
+
+/**
+ * Fails with {@link InvalidSubscription} when the name cannot be a subscription's: the check every operation on a
+ * subscription makes before any I/O.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validName = (name: string): Effect.Effect<void, InvalidSubscription> => {
+  const reason = nameProblem(name)
+  return reason === undefined
+    ? Effect.void
+    : Effect.fail(new InvalidSubscription({ subscription: String(name), reason }))
+}
+
+/**
+ * The subscription's name and options checked: a stream that fails with {@link InvalidSubscription} at once when they
+ * cannot work, or the adapter's stream.
  *
  * @since 0.1.0
  * @category validation
@@ -298,8 +428,8 @@ export const checked = (
   options: SubscribeOptions | undefined,
   stream: () => Stream.Stream<Batch, SubscriptionError>
 ): Stream.Stream<Batch, SubscriptionError> => {
-  const reason = optionsProblem(options)
-  return reason === undefined ? stream() : Stream.fail(new InvalidSubscription({ subscription: name, reason }))
+  const reason = problem(name, options)
+  return reason === undefined ? stream() : Stream.fail(new InvalidSubscription({ subscription: String(name), reason }))
 }
 
 /**
@@ -568,11 +698,18 @@ export const makeRun =
     }
     const runPartition = (partition: number): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
       let progressed = false
-      const session = subscribe(name, { ...options, partition }).pipe(
+      // An ephemeral subscription's cursor dies with its session: a restart resumes after the last committed batch.
+      let resume: Start | undefined
+      const session = Stream.suspend(() =>
+        subscribe(name, { ...options, partition, ...(resume === undefined ? {} : { start: resume }) })
+      ).pipe(
         Stream.mapEffect((batch) =>
           Effect.tap(handleBatch(batch), () =>
             Effect.sync(() => {
               progressed = true
+              if (options?.ephemeral === true) {
+                resume = After(batch.checkpoint.position, batch.checkpoint.transactionId)
+              }
             })
           )
         ),
@@ -592,8 +729,8 @@ export const makeRun =
         })
       return loop(0)
     }
-    const problem = optionsProblem(options)
-    if (problem !== undefined) return Effect.fail(new InvalidSubscription({ subscription: name, reason: problem }))
+    const reason = problem(name, options)
+    if (reason !== undefined) return Effect.fail(new InvalidSubscription({ subscription: String(name), reason }))
     return Effect.forEach(partitionsOf(options), runPartition, { concurrency: "unbounded", discard: true }).pipe(
       Effect.andThen(Effect.never),
       Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
@@ -609,6 +746,7 @@ const toCheckpoint = (position: bigint): Checkpoint => ({ transactionId: 0n, pos
 
 interface MemoryCheckpoint {
   position: bigint
+  readonly partition: number
   readonly options: SubscribeOptions | undefined
 }
 
@@ -625,6 +763,8 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
     const checkpoints = new Map<string, MemoryCheckpoint>()
+    // The cursors of the ephemeral subscriptions running now, by name: each lives as long as its stream.
+    const ephemerals = new Map<string, Set<MemoryCheckpoint>>()
     const locks = new Map<string, Semaphore.Semaphore>()
     const parkedEvents: Array<ParkedEvent> = []
     const lockOf = (key: string) => {
@@ -651,17 +791,45 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       }
     })
 
+    const durableCheckpoint = Effect.fnUntraced(function* (
+      name: string,
+      partition: number,
+      options: SubscribeOptions | undefined
+    ) {
+      const key = keyOf(name, partition)
+      yield* lockOf(key).takeScoped(1)
+      let state = checkpoints.get(key)
+      if (state === undefined) {
+        state = { position: yield* startPosition(options?.start), partition, options }
+        checkpoints.set(key, state)
+      }
+      return state
+    })
+
+    const ephemeralCheckpoint = Effect.fnUntraced(function* (
+      name: string,
+      partition: number,
+      options: SubscribeOptions | undefined
+    ) {
+      const state: MemoryCheckpoint = { position: yield* startPosition(options?.start), partition, options }
+      const running = ephemerals.get(name) ?? new Set()
+      ephemerals.set(name, running.add(state))
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          running.delete(state)
+          if (running.size === 0) ephemerals.delete(name)
+        })
+      )
+      return state
+    })
+
     const partitionStream = (name: string, partition: number, options: SubscribeOptions | undefined) =>
       Stream.unwrap(
         Effect.gen(function* () {
-          const key = keyOf(name, partition)
-          yield* lockOf(key).takeScoped(1)
-          let state = checkpoints.get(key)
-          if (state === undefined) {
-            state = { position: yield* startPosition(options?.start), options }
-            checkpoints.set(key, state)
-          }
-          const checkpoint = state
+          const checkpoint =
+            options?.ephemeral === true
+              ? yield* ephemeralCheckpoint(name, partition, options)
+              : yield* durableCheckpoint(name, partition, options)
           const partitions = Math.max(1, options?.partitions ?? 1)
           const batchSize = options?.batchSize ?? 100
           const poll = Duration.fromInputUnsafe(options?.pollInterval ?? "20 millis")
@@ -722,33 +890,40 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
         )
       )
 
-    const lagOf = Effect.fnUntraced(function* (key: string, partition: number, until: bigint | undefined) {
-      const state = checkpoints.get(key)!
+    const lagOf = Effect.fnUntraced(function* (state: MemoryCheckpoint, until: bigint | undefined) {
       const partitions = Math.max(1, state.options?.partitions ?? 1)
-      const pending = (yield* Stream.runCollect(store.readAll({ after: state.position })).pipe(
+      return (yield* Stream.runCollect(store.readAll({ after: state.position })).pipe(
         Effect.mapError(storage("status"))
       )).filter(
         (event) =>
           (until === undefined || event.position <= until) &&
           matchesFilter(event, state.options) &&
-          partitionOf(event.stream, partitions) === partition
+          partitionOf(event.stream, partitions) === state.partition
       )
-      return { state, pending }
     })
 
-    const partitionKeys = (name: string) =>
-      Array.from(checkpoints.keys())
-        .filter((key) => key.slice(key.indexOf(":") + 1) === name)
-        .map((key) => ({ key, partition: Number(key.slice(0, key.indexOf(":"))) }))
-        .sort((a, b) => a.partition - b.partition)
+    // A name's checkpoints, by partition: the durable ones, else the least advanced cursor of each partition among
+    // the ephemeral subscriptions of that name running now.
+    const checkpointsOf = (name: string): ReadonlyArray<MemoryCheckpoint> => {
+      const durable = Array.from(checkpoints.entries())
+        .filter(([key]) => key.slice(key.indexOf(":") + 1) === name)
+        .map(([, state]) => state)
+      const slowest = new Map<number, MemoryCheckpoint>()
+      for (const state of durable.length > 0 ? [] : (ephemerals.get(name) ?? [])) {
+        const known = slowest.get(state.partition)
+        if (known === undefined || state.position < known.position) slowest.set(state.partition, state)
+      }
+      return [...durable, ...slowest.values()].sort((a, b) => a.partition - b.partition)
+    }
 
     const status = Effect.fn("Subscriptions.status")(function* (name: string) {
+      yield* validName(name)
       const now = yield* Clock.currentTimeMillis
       const partitions: Array<PartitionStatus> = []
-      for (const { key, partition } of partitionKeys(name)) {
-        const { pending, state } = yield* lagOf(key, partition, undefined)
+      for (const state of checkpointsOf(name)) {
+        const pending = yield* lagOf(state, undefined)
         partitions.push({
-          partition,
+          partition: state.partition,
           checkpoint: toCheckpoint(state.position),
           lagEvents: pending.length,
           lagSeconds: pending.length === 0 ? 0 : (now - DateTime.toEpochMillis(pending[0]!.recordedAt)) / 1000,
@@ -762,16 +937,19 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       name: string,
       options?: { readonly timeout?: Duration.Input | undefined }
     ) {
-      const target = yield* head
-      const caughtUp = Effect.gen(function* () {
-        const keys = partitionKeys(name)
-        if (keys.length === 0) return false
-        for (const { key, partition } of keys) {
-          if ((yield* lagOf(key, partition, target)).pending.length > 0) return false
-        }
-        return true
+      yield* validName(name)
+      const wait = Effect.gen(function* () {
+        const target = yield* head
+        const caughtUp = Effect.gen(function* () {
+          const states = checkpointsOf(name)
+          if (states.length === 0) return false
+          for (const state of states) {
+            if ((yield* lagOf(state, target)).length > 0) return false
+          }
+          return true
+        })
+        yield* Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") })
       })
-      const wait = Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") })
       return yield* Effect.timeoutOrElse(wait, {
         duration: options?.timeout ?? "30 seconds",
         orElse: () => Effect.fail(new CaughtUpTimeout({ subscription: name }))
@@ -783,7 +961,11 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       run: makeRun(subscribe),
       status,
       waitUntilCaughtUp,
-      parked: (name) => Effect.sync(() => parkedEvents.filter((event) => event.subscription === name))
+      parked: (name) =>
+        Effect.andThen(
+          validName(name),
+          Effect.sync(() => parkedEvents.filter((event) => event.subscription === name))
+        )
     })
   })
 )
