@@ -57,6 +57,46 @@ export const StreamExists: ExpectedVersion = { _tag: "StreamExists" }
  */
 export const Exact = (version: number): ExpectedVersion => ({ _tag: "Exact", version })
 
+const describe = (input: unknown): string => {
+  if (input === null || typeof input !== "object") {
+    return typeof input === "string" ? JSON.stringify(input.slice(0, 40)) : String(input)
+  }
+  return Array.isArray(input) ? "an array" : "an object"
+}
+
+const versionProblem = (version: unknown): string | undefined =>
+  typeof version === "number" && Number.isSafeInteger(version) && version >= 0
+    ? undefined
+    : `Exact needs a version that is an integer from 0 to ${Number.MAX_SAFE_INTEGER}, not ${
+        typeof version === "bigint" ? `${version}n` : describe(version)
+      }`
+
+/**
+ * Why `input` is not an expected version, or `undefined` when it is one: a plain object whose `_tag` is `Any`,
+ * `NoStream`, `StreamExists` or `Exact`, with a `version` (an integer ≥ 0) for `Exact` and no other key. `null` or a
+ * misspelled key is refused, never read as `Any`.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const problem = (input: unknown): string | undefined => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return `the expected version is ${describe(input)}, not Any, NoStream, StreamExists or Exact(n)`
+  }
+  const tag = (input as { readonly _tag?: unknown })._tag
+  if (tag !== "Any" && tag !== "NoStream" && tag !== "StreamExists" && tag !== "Exact") {
+    return `the expected version's _tag is ${describe(tag)}, not Any, NoStream, StreamExists or Exact`
+  }
+  const allowed = tag === "Exact" ? ["_tag", "version"] : ["_tag"]
+  const extra = Reflect.ownKeys(input).find((key) => typeof key === "symbol" || !allowed.includes(key))
+  if (extra !== undefined) return `the expected version ${tag} has a key ${String(extra)} it does not take`
+  if (tag === "Exact") {
+    const version = versionProblem((input as { readonly version?: unknown }).version)
+    return version === undefined ? undefined : `the expected version: ${version}`
+  }
+  return undefined
+}
+
 /**
  * Whether a stream whose current version is `actual` (0 when it has no events) meets the expectation.
  *

@@ -18,7 +18,7 @@ export const maxLength = 512
 
 /**
  * A stream name that has been checked: `category-id`, a category of letters, digits and underscores, a non-empty id
- * without NUL characters, at most {@link maxLength} characters in all.
+ * without NUL characters, well-formed Unicode (no lone UTF-16 surrogate), at most {@link maxLength} characters in all.
  *
  * @since 0.1.0
  * @category models
@@ -41,12 +41,50 @@ export class InvalidStreamName extends Schema.TaggedError<InvalidStreamName>("@e
 }
 
 /**
+ * Why `input` cannot be a name in the store (a stream name, a category, a subscription or projection name), or
+ * `undefined` when it can: it must be a string, without NUL characters, and well-formed Unicode. A lone UTF-16
+ * surrogate (`"\ud800"`) is not: Postgres would store it as U+FFFD, so two different names would become one there
+ * while the memory store kept them apart. The more specific checks ({@link problem}, {@link categoryProblem}) start
+ * with this one; code that validates names of its own (subscriptions) can use it too.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const textProblem = (input: unknown): string | undefined => {
+  if (typeof input !== "string") return `it is not a string but ${input === null ? "null" : typeof input}`
+  if (input.includes("\u0000")) return "it contains a NUL character"
+  if (!input.isWellFormed()) {
+    const at = loneSurrogate(input)
+    return (
+      `it is not well-formed Unicode: a lone UTF-16 surrogate ` +
+      `(U+${input.charCodeAt(at).toString(16).toUpperCase()}) at index ${at}`
+    )
+  }
+  return undefined
+}
+
+/** The index of the first code unit of `input` that is a surrogate without its other half. */
+const loneSurrogate = (input: string): number => {
+  for (let i = 0; i < input.length; i++) {
+    const code = input.charCodeAt(i)
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = input.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) i++
+      else return i
+    } else if (code >= 0xdc00 && code <= 0xdfff) return i
+  }
+  return -1
+}
+
+/**
  * Why `input` is not a stream name, or `undefined` when it is one.
  *
  * @since 0.1.0
  * @category validation
  */
 export const problem = (input: string): string | undefined => {
+  const text = textProblem(input)
+  if (text !== undefined) return text
   if (input.length > maxLength) return `it is longer than ${maxLength} characters`
   const dash = input.indexOf("-")
   if (dash === -1) return "it must be category-id (no '-' found)"
@@ -55,7 +93,6 @@ export const problem = (input: string): string | undefined => {
     return "the category (the part before the first '-') may hold only letters, digits and '_'"
   }
   if (dash === input.length - 1) return "the id (the part after the first '-') is empty"
-  if (input.includes("\u0000")) return "it contains a NUL character"
   return undefined
 }
 
@@ -69,7 +106,7 @@ export const parse = (input: string): Effect.Effect<StreamName, InvalidStreamNam
   const reason = problem(input)
   return reason === undefined
     ? Effect.succeed(input as StreamName)
-    : Effect.fail(new InvalidStreamName({ stream: input, reason }))
+    : Effect.fail(new InvalidStreamName({ stream: String(input), reason }))
 }
 
 /**
@@ -106,9 +143,40 @@ export const category = (stream: StreamName): string => stream.slice(0, stream.i
 export const id = (stream: StreamName): string => stream.slice(stream.indexOf("-") + 1)
 
 /**
+ * Why `input` is not a category (the part of a stream name before its first `-`: letters, digits and `_`, short
+ * enough for a stream name of it to fit in {@link maxLength}), or `undefined` when it is one.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const categoryProblem = (input: unknown): string | undefined => {
+  const text = textProblem(input)
+  if (text !== undefined) return text
+  const name = input as string
+  if (name.length === 0) return "it is empty"
+  if (name.length > maxLength - 2) return `it is longer than ${maxLength - 2} characters`
+  if (!categoryPattern.test(name)) return "it may hold only letters, digits and '_'"
+  return undefined
+}
+
+/**
+ * Checks a category (of a category read or a subscription's filter), or fails with {@link InvalidStreamName}, whose
+ * `stream` is then the category.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const parseCategory = (input: string): Effect.Effect<string, InvalidStreamName> => {
+  const reason = categoryProblem(input)
+  return reason === undefined
+    ? Effect.succeed(input)
+    : Effect.fail(new InvalidStreamName({ stream: String(input), reason: `as a category, ${reason}` }))
+}
+
+/**
  * Whether a string is a valid category name (letters, digits, `_`).
  *
  * @since 0.1.0
  * @category guards
  */
-export const isCategory = (input: string): boolean => categoryPattern.test(input)
+export const isCategory = (input: string): boolean => categoryProblem(input) === undefined
