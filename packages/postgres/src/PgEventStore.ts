@@ -322,28 +322,29 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const readStream = (
     stream: string,
     readOptions?: EventStore.ReadStreamOptions
-  ): Stream.Stream<EventStore.RecordedEvent, StreamName.InvalidStreamName | EventStore.StoreError> =>
+  ): Stream.Stream<
+    EventStore.RecordedEvent,
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError
+  > =>
     Stream.unwrap(
-      Effect.map(StreamName.parse(stream), (name) => {
-        const { batchSize, limit } = EventStore.readBounds(readOptions)
-        const backward = readOptions?.direction === "backward"
-        const from = readOptions?.from ?? (backward ? 2_147_483_647 : 1)
+      Effect.map(EventStore.prepareReadStream(stream, readOptions), (read) => {
+        const backward = read.direction === "backward"
         return page(
           "readStream",
-          Math.max(-1, Math.min(from, 2_147_483_647)),
-          limit,
-          batchSize,
+          read.from ?? (backward ? EventStore.maxReadNumber : 1),
+          read.limit,
+          read.batchSize,
           (version, size) =>
             backward
               ? sql<EventRow>`select ${columns(sql)} from (
                     select position from ${sql(tables.events)}
-                    where stream = ${name}::text and stream_version <= ${version}::int8
+                    where stream = ${read.stream}::text and stream_version <= ${version}::int8
                     order by stream_version desc limit ${size}::int4
                   ) k join ${sql(tables.events)} e using (position)
                   order by stream_version desc`
               : sql<EventRow>`select ${columns(sql)} from (
                     select position from ${sql(tables.events)}
-                    where stream = ${name}::text and stream_version >= ${version}::int8
+                    where stream = ${read.stream}::text and stream_version >= ${version}::int8
                     order by stream_version limit ${size}::int4
                   ) k join ${sql(tables.events)} e using (position)
                   order by stream_version`,
@@ -355,46 +356,53 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const readCategories = (
     categories: ReadonlyArray<string>,
     readOptions?: EventStore.ReadLogOptions
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> => {
-    const names = [...new Set(categories)]
-    if (names.length === 0) return Stream.empty
-    const { batchSize, limit } = EventStore.readBounds(readOptions)
-    return page(
-      "readCategories",
-      readOptions?.after ?? 0n,
-      limit,
-      batchSize,
-      (after, size) => sql<EventRow>`select ${columns(sql)} from (
-          select k.position from unnest(${names}::text[]) as c (name)
-          cross join lateral (
-            select position from ${sql(tables.events)}
-            where category = c.name and position > ${after}::int8
-            order by position limit ${size}::int4
-          ) k
-          order by k.position limit ${size}::int4
-        ) k join ${sql(tables.events)} e using (position)
-        order by position`,
-      (last) => BigInt(last.position)
+  ): Stream.Stream<
+    EventStore.RecordedEvent,
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError
+  > =>
+    Stream.unwrap(
+      Effect.map(EventStore.prepareReadCategories(categories, readOptions), (read) =>
+        read.categories.length === 0
+          ? Stream.empty
+          : page(
+              "readCategories",
+              read.after,
+              read.limit,
+              read.batchSize,
+              (after, size) => sql<EventRow>`select ${columns(sql)} from (
+                  select k.position from unnest(${read.categories}::text[]) as c (name)
+                  cross join lateral (
+                    select position from ${sql(tables.events)}
+                    where category = c.name and position > ${after}::int8
+                    order by position limit ${size}::int4
+                  ) k
+                  order by k.position limit ${size}::int4
+                ) k join ${sql(tables.events)} e using (position)
+                order by position`,
+              (last) => BigInt(last.position)
+            )
+      )
     )
-  }
 
   const readAll = (
     readOptions?: EventStore.ReadLogOptions
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> => {
-    const { batchSize, limit } = EventStore.readBounds(readOptions)
-    return page(
-      "readAll",
-      readOptions?.after ?? 0n,
-      limit,
-      batchSize,
-      (after, size) => sql<EventRow>`select ${columns(sql)} from (
-          select position from ${sql(tables.events)}
-          where position > ${after}::int8 order by position limit ${size}::int4
-        ) k join ${sql(tables.events)} e using (position)
-        order by position`,
-      (last) => BigInt(last.position)
+  ): Stream.Stream<EventStore.RecordedEvent, EventStore.InvalidReadOptions | EventStore.StoreError> =>
+    Stream.unwrap(
+      Effect.map(EventStore.prepareReadAll(readOptions), (read) =>
+        page(
+          "readAll",
+          read.after,
+          read.limit,
+          read.batchSize,
+          (after, size) => sql<EventRow>`select ${columns(sql)} from (
+              select position from ${sql(tables.events)}
+              where position > ${after}::int8 order by position limit ${size}::int4
+            ) k join ${sql(tables.events)} e using (position)
+            order by position`,
+          (last) => BigInt(last.position)
+        )
+      )
     )
-  }
 
   const streamVersion = Effect.fn("PgEventStore.streamVersion")(function* (stream: string) {
     const name = yield* StreamName.parse(stream)

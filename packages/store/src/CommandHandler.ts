@@ -135,12 +135,17 @@ export interface Handled<Event, State> {
 }
 
 /**
- * The errors of loading a stream.
+ * The errors of loading a stream. `InvalidReadOptions` can only come from a stored snapshot whose version is out of
+ * the range a read accepts (a row damaged outside evently).
  *
  * @since 0.1.0
  * @category errors
  */
-export type LoadError = StreamName.InvalidStreamName | EventStore.StoreError | EventCodec.EventDecodeError
+export type LoadError =
+  | StreamName.InvalidStreamName
+  | EventStore.InvalidReadOptions
+  | EventStore.StoreError
+  | EventCodec.EventDecodeError
 
 /**
  * The errors of handling a command besides the decider's own refusal.
@@ -197,6 +202,7 @@ const isEventIdConflict = (error: unknown): error is EventStore.EventIdConflict 
 
 const isHandleError = (error: unknown): boolean =>
   error instanceof StreamName.InvalidStreamName ||
+  error instanceof EventStore.InvalidReadOptions ||
   error instanceof EventStore.StoreError ||
   error instanceof EventCodec.EventDecodeError ||
   error instanceof EventStore.EventIdConflict ||

@@ -191,14 +191,20 @@ export interface TypedEventStore<A extends { readonly _tag: string }> {
   readonly readStream: (
     stream: string,
     options?: EventStore.ReadStreamOptions
-  ) => Stream.Stream<TypedRecordedEvent<A>, StreamName.InvalidStreamName | EventStore.StoreError | EventDecodeError>
+  ) => Stream.Stream<
+    TypedRecordedEvent<A>,
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError
+  >
   readonly readCategories: (
     categories: ReadonlyArray<string>,
     options?: EventStore.ReadLogOptions
-  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.StoreError | EventDecodeError>
+  ) => Stream.Stream<
+    TypedRecordedEvent<A>,
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError
+  >
   readonly readAll: (
     options?: EventStore.ReadLogOptions
-  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.StoreError | EventDecodeError>
+  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError>
   readonly streamVersion: (
     stream: string
   ) => Effect.Effect<number, StreamName.InvalidStreamName | EventStore.StoreError>

@@ -97,7 +97,9 @@ export interface AppendResult {
 
 /**
  * How to read one stream: `forward` (default) from version `from` (default 1), or `backward` from version `from`
- * (default the last), at most `limit` events. `batchSize` is how many rows each page fetches.
+ * (default the last), at most `limit` events. `batchSize` is how many rows each page fetches. `from` and `limit` are
+ * integers from 0, `batchSize` from 1, all at most {@link maxReadNumber}; anything else fails the read with
+ * {@link InvalidReadOptions} before any I/O.
  *
  * @since 0.1.0
  * @category models
@@ -111,7 +113,9 @@ export interface ReadStreamOptions {
 
 /**
  * How to read the log or some categories of it, in position order: the events after position `after` (default 0,
- * the beginning), at most `limit` of them, `batchSize` rows a page.
+ * the beginning), at most `limit` of them, `batchSize` rows a page. `after` is a bigint from 0 to
+ * {@link maxPosition}; `limit` an integer from 0, `batchSize` from 1, both at most {@link maxReadNumber}; anything else
+ * fails the read with {@link InvalidReadOptions} before any I/O.
  *
  * @since 0.1.0
  * @category models
@@ -192,6 +196,24 @@ export class StoreError extends Schema.TaggedError<StoreError>("@evently/store/S
 }
 
 /**
+ * A read's options are malformed (a `from`, `limit` or `batchSize` that is not an integer in range, an `after` outside
+ * the positions a log can hold, an unknown `direction`): refused before any I/O, the same way by every adapter.
+ * `operation` is the read (`readStream`, `readCategories`, `readAll`), `option` the option at fault and `value` what
+ * it was given, rendered as text.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidReadOptions extends Schema.TaggedError<InvalidReadOptions>("@evently/store/InvalidReadOptions")(
+  "InvalidReadOptions",
+  { operation: Schema.String, option: Schema.String, value: Schema.String, reason: Schema.String }
+) {
+  override get message(): string {
+    return `Invalid ${this.operation} option ${this.option} = ${this.value}: ${this.reason}`
+  }
+}
+
+/**
  * The errors an append can fail with.
  *
  * @since 0.1.0
@@ -227,18 +249,19 @@ export class EventStore extends Context.Service<
     readonly readStream: (
       stream: string,
       options?: ReadStreamOptions
-    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | StoreError>
+    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError>
     /**
-     * Reads the events of one or more categories in position order, paging in constant memory.
+     * Reads the events of one or more categories in position order, paging in constant memory. A malformed
+     * category is an `InvalidStreamName` naming it.
      */
     readonly readCategories: (
       categories: ReadonlyArray<string>,
       options?: ReadLogOptions
-    ) => Stream.Stream<RecordedEvent, StoreError>
+    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError>
     /**
      * Reads the whole log in position order, paging in constant memory.
      */
-    readonly readAll: (options?: ReadLogOptions) => Stream.Stream<RecordedEvent, StoreError>
+    readonly readAll: (options?: ReadLogOptions) => Stream.Stream<RecordedEvent, InvalidReadOptions | StoreError>
     /**
      * The stream's current version: the number of events in it, 0 when it has none.
      */
@@ -261,6 +284,23 @@ export const maxDepth: number = validate.maxDepth
  * @category constants
  */
 export const maxEventBytes: number = validate.maxEventBytes
+
+/**
+ * The largest `from`, `limit` or `batchSize` a read accepts: 2^31 - 1, the largest stream version and page size the
+ * Postgres adapter works with.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxReadNumber = 2_147_483_647
+
+/**
+ * The largest position (and `after` of a read) a log can hold: 2^63 - 1, the top of Postgres' `bigint`.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxPosition = 9_223_372_036_854_775_807n
 
 /**
  * The default number of rows a read fetches per page.
@@ -298,7 +338,6 @@ export interface PreparedAppend {
   readonly events: ReadonlyArray<PreparedEvent>
 }
 
-const isExpectedVersion = Schema.is(ExpectedVersion.ExpectedVersion)
 const isMetadata = Schema.is(Metadata)
 
 const metadataProblem = (metadata: unknown): string | undefined => {
@@ -339,10 +378,17 @@ export const prepareAppend = (
         Effect.fail(
           new InvalidEvent({ stream: name, index, type: typeof type === "string" ? type : String(type), reason })
         )
-      const expected = options?.expected ?? ExpectedVersion.Any
-      if (!isExpectedVersion(expected)) {
-        return fail(-1, "(options)", "the expected version is not Any, NoStream, StreamExists or Exact(n) with n ≥ 0")
+      if (options !== undefined && (typeof options !== "object" || options === null)) {
+        return fail(
+          -1,
+          "(options)",
+          `the append options are ${options === null ? "null" : typeof options}, not an object`
+        )
       }
+      // Only a missing expectation means Any: `null`, like any other malformed value, is refused.
+      const expected = options?.expected === undefined ? ExpectedVersion.Any : options.expected
+      const expectedProblem = ExpectedVersion.problem(expected)
+      if (expectedProblem !== undefined) return fail(-1, "(options)", expectedProblem)
       const outerProblem = metadataProblem(options?.metadata)
       if (outerProblem !== undefined) return fail(-1, "(options)", outerProblem)
       const prepared: Array<PreparedEvent> = []
@@ -449,7 +495,8 @@ export const replayAppend = (
 }
 
 /**
- * The page size and limit of a read, normalised: `batchSize` at least 1, `limit` `Infinity` when absent.
+ * The page size and limit of a read, normalised: `batchSize` at least 1, `limit` `Infinity` when absent. It does not
+ * check them: adapters run {@link prepareReadStream}, {@link prepareReadCategories} and {@link prepareReadAll}, which do.
  *
  * @since 0.1.0
  * @category adapters
@@ -461,6 +508,192 @@ export const readBounds = (options?: {
   limit: options?.limit === undefined ? Infinity : Math.max(0, Math.floor(options.limit)),
   batchSize: Math.max(1, Math.floor(options?.batchSize ?? defaultBatchSize))
 })
+
+/**
+ * A read of one stream checked before any I/O: `from` is `undefined` when the read starts at the stream's first
+ * (forward) or last (backward) event; `limit` is `Infinity` when absent.
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export interface PreparedReadStream {
+  readonly stream: StreamName.StreamName
+  readonly direction: "forward" | "backward"
+  readonly from: number | undefined
+  readonly limit: number
+  readonly batchSize: number
+}
+
+/**
+ * A read of the log (or of some categories of it) checked before any I/O: `limit` is `Infinity` when absent, and
+ * `categories` holds each category once (empty for `readAll`).
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export interface PreparedReadLog {
+  readonly categories: ReadonlyArray<string>
+  readonly after: bigint
+  readonly limit: number
+  readonly batchSize: number
+}
+
+const renderValue = (value: unknown): string => {
+  switch (typeof value) {
+    case "bigint":
+      return `${value}n`
+    case "string":
+      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+    case "object":
+      return value === null ? "null" : Array.isArray(value) ? "an array" : "an object"
+    default:
+      return String(value)
+  }
+}
+
+/** Reads the options object's fields, or says why it is not an object of options. */
+const optionsOf = (
+  operation: string,
+  options: unknown
+): { readonly options: Record<string, unknown> } | { readonly error: InvalidReadOptions } =>
+  options === undefined
+    ? { options: {} }
+    : typeof options === "object" && options !== null && !Array.isArray(options)
+      ? { options: options as Record<string, unknown> }
+      : {
+          error: new InvalidReadOptions({
+            operation,
+            option: "options",
+            value: renderValue(options),
+            reason: "the options of a read are an object (or nothing)"
+          })
+        }
+
+/** The value of a numeric option (`fallback` when absent), or why it is not an integer in `[min, maxReadNumber]`. */
+const countOption = <F extends number | undefined>(
+  operation: string,
+  options: Record<string, unknown>,
+  option: string,
+  min: number,
+  fallback: F
+): number | F | InvalidReadOptions => {
+  const value = options[option]
+  if (value === undefined) return fallback
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= maxReadNumber) return value
+  return new InvalidReadOptions({
+    operation,
+    option,
+    value: renderValue(value),
+    reason: `it must be an integer from ${min} to ${maxReadNumber}`
+  })
+}
+
+/**
+ * Checks the options of a read of one stream before any I/O (the stream name, then `direction`, `from`, `limit` and
+ * `batchSize`) and normalises them. Every adapter runs exactly this, so they refuse exactly the same reads.
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export const prepareReadStream = (
+  stream: string,
+  options?: ReadStreamOptions
+): Effect.Effect<PreparedReadStream, StreamName.InvalidStreamName | InvalidReadOptions> =>
+  Effect.flatMap(StreamName.parse(stream), (name) =>
+    Effect.suspend(() => {
+      const operation = "readStream"
+      const checked = optionsOf(operation, options)
+      if ("error" in checked) return Effect.fail(checked.error)
+      const direction = checked.options.direction ?? "forward"
+      if (direction !== "forward" && direction !== "backward") {
+        return Effect.fail(
+          new InvalidReadOptions({
+            operation,
+            option: "direction",
+            value: renderValue(direction),
+            reason: 'it must be "forward" or "backward"'
+          })
+        )
+      }
+      const from = countOption(operation, checked.options, "from", 0, undefined)
+      if (from instanceof InvalidReadOptions) return Effect.fail(from)
+      const limit = countOption(operation, checked.options, "limit", 0, Infinity)
+      if (limit instanceof InvalidReadOptions) return Effect.fail(limit)
+      const batchSize = countOption(operation, checked.options, "batchSize", 1, defaultBatchSize)
+      if (batchSize instanceof InvalidReadOptions) return Effect.fail(batchSize)
+      return Effect.succeed<PreparedReadStream>({
+        stream: name,
+        direction,
+        from,
+        limit,
+        batchSize
+      })
+    })
+  )
+
+/**
+ * Checks a read of some categories before any I/O (each category, then `after`, `limit` and `batchSize`) and
+ * normalises it. Every adapter runs exactly this, so they refuse exactly the same reads.
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export const prepareReadCategories = (
+  categories: ReadonlyArray<string>,
+  options?: ReadLogOptions
+): Effect.Effect<PreparedReadLog, StreamName.InvalidStreamName | InvalidReadOptions> =>
+  Effect.suspend(() => {
+    if (!Array.isArray(categories)) {
+      return Effect.fail(
+        new InvalidReadOptions({
+          operation: "readCategories",
+          option: "categories",
+          value: renderValue(categories),
+          reason: "the categories of a read are an array of category names"
+        })
+      )
+    }
+    const unique = [...new Set(categories)]
+    return Effect.andThen(
+      Effect.forEach(unique, StreamName.parseCategory, { discard: true }),
+      Effect.suspend(() => logOptions("readCategories", unique, options))
+    )
+  })
+
+/**
+ * Checks a read of the whole log before any I/O (`after`, `limit` and `batchSize`) and normalises it. Every adapter
+ * runs exactly this, so they refuse exactly the same reads.
+ *
+ * @since 0.2.0
+ * @category adapters
+ */
+export const prepareReadAll = (options?: ReadLogOptions): Effect.Effect<PreparedReadLog, InvalidReadOptions> =>
+  Effect.suspend(() => logOptions("readAll", [], options))
+
+const logOptions = (
+  operation: string,
+  categories: ReadonlyArray<string>,
+  options: ReadLogOptions | undefined
+): Effect.Effect<PreparedReadLog, InvalidReadOptions> => {
+  const checked = optionsOf(operation, options)
+  if ("error" in checked) return Effect.fail(checked.error)
+  const after = checked.options.after === undefined ? 0n : checked.options.after
+  if (typeof after !== "bigint" || after < 0n || after > maxPosition) {
+    return Effect.fail(
+      new InvalidReadOptions({
+        operation,
+        option: "after",
+        value: renderValue(after),
+        reason: `it must be a bigint from 0n to ${maxPosition}n`
+      })
+    )
+  }
+  const limit = countOption(operation, checked.options, "limit", 0, Infinity)
+  if (limit instanceof InvalidReadOptions) return Effect.fail(limit)
+  const batchSize = countOption(operation, checked.options, "batchSize", 1, defaultBatchSize)
+  if (batchSize instanceof InvalidReadOptions) return Effect.fail(batchSize)
+  return Effect.succeed<PreparedReadLog>({ categories, after, limit, batchSize })
+}
 
 interface MemoryRow {
   readonly position: bigint
@@ -507,13 +740,12 @@ const firstAfter = (rows: ReadonlyArray<MemoryRow>, after: bigint): number => {
  */
 const pageLog = (
   page: (after: bigint, size: number) => ReadonlyArray<MemoryRow>,
-  options?: ReadLogOptions
-): Stream.Stream<RecordedEvent> => {
-  const { batchSize, limit } = readBounds(options)
-  return Stream.paginate({ after: options?.after ?? 0n, remaining: limit }, (state) =>
+  read: PreparedReadLog
+): Stream.Stream<RecordedEvent> =>
+  Stream.paginate({ after: read.after, remaining: read.limit }, (state) =>
     Effect.sync(() => {
       if (state.remaining <= 0) return [[], Option.none()] as const
-      const size = Math.min(batchSize, state.remaining)
+      const size = Math.min(read.batchSize, state.remaining)
       const rows = page(state.after, size)
       const next =
         rows.length < size
@@ -522,7 +754,6 @@ const pageLog = (
       return [rows.map(toRecorded), next] as const
     })
   )
-}
 
 /**
  * Builds an in-memory event store with the same semantics as the Postgres adapter: the same validation, atomic
@@ -592,18 +823,17 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
   const readStream = (
     stream: string,
     options?: ReadStreamOptions
-  ): Stream.Stream<RecordedEvent, StreamName.InvalidStreamName> =>
+  ): Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions> =>
     Stream.unwrap(
-      Effect.map(StreamName.parse(stream), (name) => {
-        const { batchSize, limit } = readBounds(options)
-        const backward = options?.direction === "backward"
-        const rowsOf = () => streams.get(name) ?? []
-        return Stream.paginate({ from: options?.from, remaining: limit }, (state) =>
+      Effect.map(prepareReadStream(stream, options), (read) => {
+        const backward = read.direction === "backward"
+        const rowsOf = () => streams.get(read.stream) ?? []
+        return Stream.paginate({ from: read.from, remaining: read.limit }, (state) =>
           Effect.sync(() => {
             const rows = rowsOf()
             const from = state.from ?? (backward ? rows.length : 1)
             if (state.remaining <= 0) return [[], Option.none()] as const
-            const size = Math.min(batchSize, state.remaining)
+            const size = Math.min(read.batchSize, state.remaining)
             const page = backward
               ? rows
                   .slice(Math.max(0, Math.min(from, rows.length) - size), Math.max(0, Math.min(from, rows.length)))
@@ -623,22 +853,31 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
       })
     )
 
-  const readCategories = (names: ReadonlyArray<string>, options?: ReadLogOptions): Stream.Stream<RecordedEvent> => {
-    const unique = [...new Set(names)]
-    return pageLog((after, size) => {
-      const merged: Array<MemoryRow> = []
-      for (const name of unique) {
-        const rows = categories.get(name) ?? []
-        const start = firstAfter(rows, after)
-        for (let i = start; i < rows.length && i < start + size; i++) merged.push(rows[i]!)
-      }
-      merged.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0))
-      return merged.slice(0, size)
-    }, options)
-  }
+  const readCategories = (
+    names: ReadonlyArray<string>,
+    options?: ReadLogOptions
+  ): Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions> =>
+    Stream.unwrap(
+      Effect.map(prepareReadCategories(names, options), (read) =>
+        pageLog((after, size) => {
+          const merged: Array<MemoryRow> = []
+          for (const name of read.categories) {
+            const rows = categories.get(name) ?? []
+            const start = firstAfter(rows, after)
+            for (let i = start; i < rows.length && i < start + size; i++) merged.push(rows[i]!)
+          }
+          merged.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0))
+          return merged.slice(0, size)
+        }, read)
+      )
+    )
 
-  const readAll = (options?: ReadLogOptions): Stream.Stream<RecordedEvent> =>
-    pageLog((after, size) => log.slice(firstAfter(log, after), firstAfter(log, after) + size), options)
+  const readAll = (options?: ReadLogOptions): Stream.Stream<RecordedEvent, InvalidReadOptions> =>
+    Stream.unwrap(
+      Effect.map(prepareReadAll(options), (read) =>
+        pageLog((after, size) => log.slice(firstAfter(log, after), firstAfter(log, after) + size), read)
+      )
+    )
 
   const streamVersion = Effect.fn("EventStore.memory.streamVersion")(function* (stream: string) {
     const name = yield* StreamName.parse(stream)
