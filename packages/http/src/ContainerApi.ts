@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import { Graph, Machine } from "@evently/machine"
-import { CommandHandler, EventCodec, EventStore, type Subscriptions } from "@evently/store"
+import { CommandHandler, EventCodec, EventStore, StreamName, type Subscriptions } from "@evently/store"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
@@ -177,7 +177,8 @@ export class RequestGuard extends HttpApiMiddleware.Service<RequestGuard>()("@ev
 
 /**
  * What the resources are generated from: the container name (the path segment, e.g. `tasks`), the machine, the
- * codec of its events, and options: the stream `category` (default: `name` without a trailing `s`),
+ * codec of its events, and options: the stream `category` (default: `name` without a trailing `s`; letters, digits
+ * and `_`, else `make` throws `InvalidStreamName`),
  * `requireIfMatch` (appends without `If-Match` fail with 428), `maxBodyBytes` (default 64 KiB), the index
  * subscription's name and the OpenAPI title.
  *
@@ -501,6 +502,15 @@ export interface ContainerApi<Name extends string, E extends Machine.Tagged> {
 const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
   const { name, machine, codec } = options
   const category = options.category ?? name.replace(/s$/, "")
+  // Streams are `<category>-<id>`: a category that is not one (`to-do`, from the name `to-dos`) would name streams of
+  // another category, which the index never sees. Refused when the API is defined, before any request.
+  const categoryProblem = StreamName.categoryProblem(category)
+  if (categoryProblem !== undefined) {
+    throw new StreamName.InvalidStreamName({
+      stream: category,
+      reason: `as the stream category of the container type '${name}', ${categoryProblem}`
+    })
+  }
   const api = makeApi(name, codec.schema, options.title)
   const decider = makeDecider(machine)
   const streamOf = (id: string) => `${category}-${id}`
