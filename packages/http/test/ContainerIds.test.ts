@@ -1,7 +1,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { ContainerApi } from "@evently/http"
 import { EventCodec, EventStore, StreamName, Subscriptions } from "@evently/store"
-import { assert, describe, it, layer } from "@effect/vitest"
+import { assert, describe, it as test, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -13,7 +13,7 @@ import { TaskEvent, TaskMachine } from "./TaskMachine.ts"
 const codec = EventCodec.make(TaskEvent)
 
 describe("ContainerApi names", () => {
-  it("refuses, when the API is defined, a category that would not be the category of its streams", () => {
+  test("refuses, when the API is defined, a category that would not be the category of its streams", () => {
     const refused: ReadonlyArray<{ readonly name: string; readonly category?: string }> = [
       { name: "to-dos" },
       { name: "s" },

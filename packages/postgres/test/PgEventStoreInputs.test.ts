@@ -5,6 +5,13 @@ import { TestDatabase } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 
+/** The tag of the error an effect fails with. */
+const tagOf = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.flip(effect), (error) => (error as { readonly _tag: string })._tag)
+
+/** The tag of the error a read fails with. */
+const read = <E>(stream: Stream.Stream<EventStore.RecordedEvent, E>) => tagOf(Stream.runDrain(stream))
+
 // No migration: every table is missing, so any statement the store ran would fail with a StoreError. A typed refusal
 // here shows the input was checked before any I/O.
 layer(TestDatabase.layer({ maxConnections: 2 }), { excludeTestServices: true })(
@@ -15,9 +22,6 @@ layer(TestDatabase.layer({ maxConnections: 2 }), { excludeTestServices: true })(
         const store = yield* PgEventStore.make().pipe(
           Effect.provideService(PgSchema.Tables, PgSchema.tableNames("nowhere_"))
         )
-        const tagOf = <A, E>(effect: Effect.Effect<A, E>) =>
-          Effect.map(Effect.flip(effect), (error) => (error as { readonly _tag: string })._tag)
-        const read = <E>(stream: Stream.Stream<EventStore.RecordedEvent, E>) => tagOf(Stream.runDrain(stream))
 
         assert.strictEqual(yield* tagOf(store.append("cat-\ud800", [{ type: "A", data: 1 }])), "InvalidStreamName")
         assert.strictEqual(yield* read(store.readStream("cat-\udbff")), "InvalidStreamName")
