@@ -20,7 +20,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
-import { columns, type EventRow, toRecorded } from "./internal/eventRow.ts"
+import { columns, decodeRows, type EventRow } from "./internal/eventRow.ts"
 import * as GroupCommitQueue from "./internal/groupCommit.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as PgSchema from "./PgSchema.ts"
@@ -118,27 +118,52 @@ const isolatable = (error: SqlError.SqlError): boolean =>
 
 const storeError = (operation: string) => (cause: SqlError.SqlError) => new EventStore.StoreError({ operation, cause })
 
-/** Keyset paging: each page starts after the last row of the previous one, so memory stays one page. */
+interface PageState<S> {
+  readonly state: S
+  readonly remaining: number
+  /** A row of the last page did not decode: the events before it were delivered, the next pull fails with it. */
+  readonly unreadable: EventStore.UnreadableEvent | undefined
+}
+
+type Step<S> = Effect.Effect<
+  readonly [ReadonlyArray<EventStore.RecordedEvent>, Option.Option<PageState<S>>],
+  EventStore.StoreError | EventStore.UnreadableEvent
+>
+
+/**
+ * Keyset paging: each page starts after the last row of the previous one, so memory stays one page. A row that
+ * cannot become a recorded event ends the stream with its `UnreadableEvent`, after the events before it.
+ */
 const page = <S>(
   operation: string,
   start: S,
   limit: number,
   batchSize: number,
   query: (state: S, size: number) => Effect.Effect<ReadonlyArray<EventRow>, SqlError.SqlError>,
-  next: (last: EventRow) => S
-): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError> =>
-  Stream.paginate({ state: start, remaining: limit }, ({ remaining, state }) => {
-    if (remaining <= 0) return Effect.succeed([[], Option.none()] as const)
-    const size = Math.min(batchSize, remaining)
-    return Effect.map(query(state, size), (rows) => {
-      const last = rows[rows.length - 1]
-      const more =
-        rows.length < size || last === undefined
-          ? Option.none()
-          : Option.some({ state: next(last), remaining: remaining - rows.length })
-      return [rows.map(toRecorded), more] as const
-    }).pipe(Effect.mapError(storeError(operation)))
-  })
+  next: (last: EventStore.RecordedEvent) => S
+): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError | EventStore.UnreadableEvent> =>
+  Stream.paginate(
+    { state: start, remaining: limit, unreadable: undefined } as PageState<S>,
+    ({ remaining, state, unreadable }): Step<S> => {
+      if (unreadable !== undefined) return Effect.fail(unreadable)
+      if (remaining <= 0) return Effect.succeed([[], Option.none()])
+      const size = Math.min(batchSize, remaining)
+      return Effect.flatMap(Effect.mapError(query(state, size), storeError(operation)), (rows): Step<S> => {
+        const { events, unreadable: damaged } = decodeRows(rows)
+        const last = events[events.length - 1]
+        if (damaged !== undefined) {
+          return last === undefined
+            ? Effect.fail(damaged)
+            : Effect.succeed([events, Option.some({ state, remaining, unreadable: damaged })] as const)
+        }
+        const more =
+          rows.length < size || last === undefined
+            ? Option.none()
+            : Option.some({ state: next(last), remaining: remaining - rows.length, unreadable: undefined })
+        return Effect.succeed([events, more] as const)
+      })
+    }
+  )
 
 /**
  * Builds the Postgres event store on the ambient `SqlClient`: an append inside a caller's `sql.withTransaction`
@@ -169,7 +194,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             where b.stream = e.stream and b.transaction_id = e.transaction_id) as batch
         from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
         join ${sql(tables.events)} e on e.event_id = i.id`,
-      (rows): ReadonlyArray<EventStore.StoredEvent> => rows.map((row) => ({ ...toRecorded(row), batchSize: row.batch }))
+      // Only what idempotency compares: a damaged `metadata` or `recorded_at` does not stop a retried append.
+      (rows): ReadonlyArray<EventStore.StoredEvent> =>
+        rows.map((row) => ({
+          eventId: row.eventid,
+          stream: row.stream,
+          streamVersion: Number(row.version),
+          type: row.type,
+          schemaVersion: row.schemaversion,
+          data: JSON.parse(row.data) as unknown,
+          position: BigInt(row.position),
+          transactionId: BigInt(row.txid),
+          batchSize: row.batch
+        }))
     ).pipe(Effect.mapError(storeError("append (idempotency check)")))
 
   /** The one-append statement, in the caller's transaction when there is one. */
@@ -324,7 +361,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     readOptions?: EventStore.ReadStreamOptions
   ): Stream.Stream<
     EventStore.RecordedEvent,
-    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventStore.UnreadableEvent
   > =>
     Stream.unwrap(
       Effect.map(EventStore.prepareReadStream(stream, readOptions), (read) => {
@@ -348,7 +385,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
                     order by stream_version limit ${size}::int4
                   ) k join ${sql(tables.events)} e using (position)
                   order by stream_version`,
-          (last) => (backward ? last.version - 1 : last.version + 1)
+          (last) => (backward ? last.streamVersion - 1 : last.streamVersion + 1)
         )
       })
     )
@@ -358,7 +395,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     readOptions?: EventStore.ReadLogOptions
   ): Stream.Stream<
     EventStore.RecordedEvent,
-    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError
+    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventStore.UnreadableEvent
   > =>
     Stream.unwrap(
       Effect.map(EventStore.prepareReadCategories(categories, readOptions), (read) =>
@@ -386,7 +423,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
   const readAll = (
     readOptions?: EventStore.ReadLogOptions
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.InvalidReadOptions | EventStore.StoreError> =>
+  ): Stream.Stream<
+    EventStore.RecordedEvent,
+    EventStore.InvalidReadOptions | EventStore.StoreError | EventStore.UnreadableEvent
+  > =>
     Stream.unwrap(
       Effect.map(EventStore.prepareReadAll(readOptions), (read) =>
         page(

@@ -136,7 +136,8 @@ export interface Handled<Event, State> {
 
 /**
  * The errors of loading a stream. `InvalidReadOptions` can only come from a stored snapshot whose version is out of
- * the range a read accepts (a row damaged outside evently).
+ * the range a read accepts (a row damaged outside evently). `UnreadableEvent` is a stored event row that cannot be
+ * read at all (its metadata or `recorded_at` damaged outside evently): it names the row's position.
  *
  * @since 0.1.0
  * @category errors
@@ -145,6 +146,7 @@ export type LoadError =
   | StreamName.InvalidStreamName
   | EventStore.InvalidReadOptions
   | EventStore.StoreError
+  | EventStore.UnreadableEvent
   | EventCodec.EventDecodeError
 
 /**
@@ -204,6 +206,7 @@ const isHandleError = (error: unknown): boolean =>
   error instanceof StreamName.InvalidStreamName ||
   error instanceof EventStore.InvalidReadOptions ||
   error instanceof EventStore.StoreError ||
+  error instanceof EventStore.UnreadableEvent ||
   error instanceof EventCodec.EventDecodeError ||
   error instanceof EventStore.EventIdConflict ||
   error instanceof EventStore.InvalidEvent

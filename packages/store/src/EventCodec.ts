@@ -193,18 +193,29 @@ export interface TypedEventStore<A extends { readonly _tag: string }> {
     options?: EventStore.ReadStreamOptions
   ) => Stream.Stream<
     TypedRecordedEvent<A>,
-    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError
+    | StreamName.InvalidStreamName
+    | EventStore.InvalidReadOptions
+    | EventStore.StoreError
+    | EventStore.UnreadableEvent
+    | EventDecodeError
   >
   readonly readCategories: (
     categories: ReadonlyArray<string>,
     options?: EventStore.ReadLogOptions
   ) => Stream.Stream<
     TypedRecordedEvent<A>,
-    StreamName.InvalidStreamName | EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError
+    | StreamName.InvalidStreamName
+    | EventStore.InvalidReadOptions
+    | EventStore.StoreError
+    | EventStore.UnreadableEvent
+    | EventDecodeError
   >
   readonly readAll: (
     options?: EventStore.ReadLogOptions
-  ) => Stream.Stream<TypedRecordedEvent<A>, EventStore.InvalidReadOptions | EventStore.StoreError | EventDecodeError>
+  ) => Stream.Stream<
+    TypedRecordedEvent<A>,
+    EventStore.InvalidReadOptions | EventStore.StoreError | EventStore.UnreadableEvent | EventDecodeError
+  >
   readonly streamVersion: (
     stream: string
   ) => Effect.Effect<number, StreamName.InvalidStreamName | EventStore.StoreError>

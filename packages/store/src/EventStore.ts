@@ -196,6 +196,27 @@ export class StoreError extends Schema.TaggedError<StoreError>("@evently/store/S
 }
 
 /**
+ * A stored row cannot become a {@link RecordedEvent}: it was written outside evently (a restore, a manual fix, another
+ * tool) with a value the store's reads do not accept, such as `metadata` that is not
+ * `{ correlationId?, causationId?, headers? }` of strings (`null`, `{"headers":5}`) or a `recorded_at` no `DateTime`
+ * can hold (`infinity`, beyond the year 275760). `position` and `stream` say where it is, `reason` what is wrong. A
+ * read fails with it after delivering the events before that row; reading again fails the same way until the row
+ * is fixed, so it is permanent, never retried. (An event that is a valid row but does not decode with a codec is an
+ * `EventCodec.EventDecodeError` instead.)
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class UnreadableEvent extends Schema.TaggedError<UnreadableEvent>("@evently/store/UnreadableEvent")(
+  "UnreadableEvent",
+  { position: Schema.BigInt, stream: Schema.String, reason: Schema.String }
+) {
+  override get message(): string {
+    return `Stored event at position ${this.position} on stream '${this.stream}' cannot be read: ${this.reason}`
+  }
+}
+
+/**
  * A read's options are malformed (a `from`, `limit` or `batchSize` that is not an integer in range, an `after` outside
  * the positions a log can hold, an unknown `direction`): refused before any I/O, the same way by every adapter.
  * `operation` is the read (`readStream`, `readCategories`, `readAll`), `option` the option at fault and `value` what
@@ -249,7 +270,7 @@ export class EventStore extends Context.Service<
     readonly readStream: (
       stream: string,
       options?: ReadStreamOptions
-    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError>
+    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError | UnreadableEvent>
     /**
      * Reads the events of one or more categories in position order, paging in constant memory. A malformed
      * category is an `InvalidStreamName` naming it.
@@ -257,11 +278,13 @@ export class EventStore extends Context.Service<
     readonly readCategories: (
       categories: ReadonlyArray<string>,
       options?: ReadLogOptions
-    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError>
+    ) => Stream.Stream<RecordedEvent, StreamName.InvalidStreamName | InvalidReadOptions | StoreError | UnreadableEvent>
     /**
      * Reads the whole log in position order, paging in constant memory.
      */
-    readonly readAll: (options?: ReadLogOptions) => Stream.Stream<RecordedEvent, InvalidReadOptions | StoreError>
+    readonly readAll: (
+      options?: ReadLogOptions
+    ) => Stream.Stream<RecordedEvent, InvalidReadOptions | StoreError | UnreadableEvent>
     /**
      * The stream's current version: the number of events in it, 0 when it has none.
      */
