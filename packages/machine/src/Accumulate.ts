@@ -94,12 +94,13 @@ export type Accumulate<Tag extends string> =
   | Compose<Tag>
 
 /**
- * The tags named by an accumulation.
+ * The tags named by an accumulation (or a union of them). It does not distribute over the cases of `Accumulate`, so
+ * the tag-less ones (`current()`, `keep()`, `union()`) add nothing instead of widening the result to `string`.
  *
  * @since 0.1.0
  * @category type-level
  */
-export type TagsOf<A> = A extends Accumulate<infer T> ? T : never
+export type TagsOf<A> = [A] extends [Accumulate<infer T>] ? T : never
 
 /**
  * `current()`: the state becomes `{tag}` (the default).

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Machine, Rule } from "@evently/machine"
+import { Accumulate, Machine, Rule } from "@evently/machine"
 import * as Schema from "effect/Schema"
 
 const Light = Schema.TaggedUnion({
@@ -43,5 +43,24 @@ describe("type-level guarantees (compiled by tsc -b)", () => {
     const wrong: Machine.EventTypeOf<typeof machine> = "Dimmed"
     assert.strictEqual(event._tag, "SwitchedOn")
     assert.strictEqual(wrong, "Dimmed")
+  })
+
+  it("keeps the tag names through compose: right names compile, a wrong one does not", () => {
+    const { compose, difference, addition, union } = Accumulate
+    const Task = Schema.TaggedUnion({ Created: {}, Assigned: {}, Unassigned: {} })
+    const machine = Machine.make(Task, {
+      Created: { follows: Rule.nothing() },
+      Assigned: { follows: Rule.event("Created"), accumulate: compose(difference("Created"), addition("Assigned")) },
+      Unassigned: { follows: Rule.event("Assigned"), accumulate: compose(union(), difference("Assigned")) }
+    })
+    const wrongName = () =>
+      Machine.make(Task, {
+        Created: { follows: Rule.nothing() },
+        // @ts-expect-error "Deleted" is not an event type of the union, even inside compose
+        Assigned: { follows: Rule.event("Created"), accumulate: compose(union(), difference("Deleted")) },
+        Unassigned: { follows: Rule.event("Assigned") }
+      })
+    assert.deepStrictEqual(machine.eventTypes, ["Created", "Assigned", "Unassigned"])
+    assert.strictEqual(typeof wrongName, "function")
   })
 })
