@@ -379,7 +379,7 @@ const readStreams = 50
 /** Folds a history through the task machine with every transition checked; dies unless all 100 events apply. */
 const foldTask = (events: ReadonlyArray<TaskEvent>) => {
   const result = TaskMachine.fold(events)
-  return Result.isSuccess(result) && result.success.position === taskHistory.length
+  return Result.isSuccess(result) && result.success.eventCount === taskHistory.length
     ? Effect.void
     : Effect.die(new Error(`the task history did not fold: ${JSON.stringify(result)}`))
 }

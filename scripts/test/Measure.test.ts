@@ -80,7 +80,7 @@ describe("Workloads", () => {
   it("the read workload's task history is 100 events the task machine accepts", () => {
     expect(taskHistory.length).toBe(100)
     const folded = TaskMachine.fold(taskHistory)
-    expect(Result.isSuccess(folded) && folded.success.position).toBe(100)
+    expect(Result.isSuccess(folded) && folded.success.eventCount).toBe(100)
     expect(Result.isSuccess(folded) && folded.success.tags).toEqual(["Completed"])
   })
 })

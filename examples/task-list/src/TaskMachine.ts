@@ -2,7 +2,7 @@
  * The seed's task machine. A task is created with a description. After it is created it can be assigned and
  * scheduled, in either order. After both it may be started. After it is started it may be reassigned or rescheduled
  * any number of times, and then canceled or completed (both terminal). Before it is canceled or completed it may be
- * revised at any time; a revised task reverts to the initial state, as a new version.
+ * revised at any time; a revised task reverts to the initial state, as a new revision.
  */
 import { Accumulate, Machine, Rule } from "@evently/machine"
 import * as Schema from "effect/Schema"
@@ -40,7 +40,7 @@ export const TaskMachine = Machine.make(TaskEvent, {
   Completed:   { follows: event("Started") }
 })
 
-/** A task's state: control state, version and the latest value of each field. */
+/** A task's state: control state, revision, event count and the latest value of each field. */
 export type TaskState = Machine.StateOf<typeof TaskMachine>
 
 /** Constructors for the task's events. */

@@ -80,7 +80,7 @@ describe("the task machine, rule by rule", () => {
     )
   })
 
-  it("before it is canceled or completed it may be revised at any time, back to the initial state as a new version", () => {
+  it("before it is canceled or completed it may be revised at any time, back to the initial state as a new revision", () => {
     for (const history of [
       [created],
       [created, assigned],
@@ -91,10 +91,10 @@ describe("the task machine, rule by rule", () => {
       spec.given(history).when([revised]).then([revised])
       const state = fold([...history, revised])
       assert.deepStrictEqual(state.tags, ["Created"])
-      assert.strictEqual(state.version, 2)
+      assert.strictEqual(state.revision, 2)
       assert.deepStrictEqual(state.data, { description: "Write the short report" })
     }
-    assert.strictEqual(fold([created, revised, revised, assigned]).version, 3)
+    assert.strictEqual(fold([created, revised, revised, assigned]).revision, 3)
   })
 
   it("assigning requires an assignee and scheduling a deadline, named when missing", () => {
@@ -214,7 +214,7 @@ describe("the task machine, on generated histories", () => {
         }
       }
       const rule = TaskMachine.rules[invalid.event._tag].follows
-      assert.isFalse(Rule.holds(rule, new Set(invalid.state.tags), invalid.state.position === 0))
+      assert.isFalse(Rule.holds(rule, new Set(invalid.state.tags), invalid.state.eventCount === 0))
     },
     runs
   )
@@ -238,7 +238,7 @@ describe("the task machine, on generated histories", () => {
   )
 
   it.prop(
-    "revising bumps the version and returns to the initial state",
+    "revising bumps the revision and returns to the initial state",
     { history: Arbitraries.validHistory(TaskMachine), event: Arbitraries.event(TaskMachine, "Revised") },
     ({ history, event }) => {
       const before = TaskMachine.replay(history)
@@ -246,7 +246,7 @@ describe("the task machine, on generated histories", () => {
       if (TaskMachine.allowed(before).includes("Revised")) {
         assert.isTrue(Result.isSuccess(after))
         if (Result.isSuccess(after)) {
-          assert.strictEqual(after.success.version, before.version + 1)
+          assert.strictEqual(after.success.revision, before.revision + 1)
           assert.deepStrictEqual(after.success.tags, ["Created"])
           assert.deepStrictEqual(TaskMachine.allowed(after.success), TaskMachine.allowed(TaskMachine.replay([created])))
           assert.deepStrictEqual(after.success.data, { description: event.description })
@@ -255,7 +255,7 @@ describe("the task machine, on generated histories", () => {
         assert.isTrue(Result.isFailure(after))
       }
       const revisions = history.filter((e) => e._tag === "Revised").length
-      assert.strictEqual(before.version, 1 + revisions)
+      assert.strictEqual(before.revision, 1 + revisions)
     },
     runs
   )

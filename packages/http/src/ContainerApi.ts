@@ -54,7 +54,7 @@ export const Id = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,128}$/)
 
 /**
  * A container as the resources show it: `state` is the control state (event types accumulated), `version` the
- * stream version (the `ETag`), `revision` the machine version (bumped by restarting events), `data` the folded domain
+ * stream version (the `ETag`), `revision` the machine's revision (bumped by restarting events), `data` the folded domain
  * data and `allowed` the event types the machine accepts next.
  *
  * @since 0.1.0
@@ -308,13 +308,13 @@ interface Command<E> {
 
 const makeDecider = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E, Data>) =>
   Machine.decider(machine, (command: Command<E>, state): Result.Result<ReadonlyArray<E>, Missing | Exists | Stale> => {
-    if (command.create && state.position > 0)
-      return Result.fail(new Exists({ id: command.id, version: state.position }))
-    if (!command.create && state.position === 0) return Result.fail(new Missing({ id: command.id }))
+    if (command.create && state.eventCount > 0)
+      return Result.fail(new Exists({ id: command.id, version: state.eventCount }))
+    if (!command.create && state.eventCount === 0) return Result.fail(new Missing({ id: command.id }))
     if (command.ifMatch !== undefined) {
       const tags = parseEntityTags(command.ifMatch, false)
-      if (tags !== "*" && !tags.includes(state.position)) {
-        return Result.fail(new Stale({ expected: command.ifMatch, actual: state.position }))
+      if (tags !== "*" && !tags.includes(state.eventCount)) {
+        return Result.fail(new Stale({ expected: command.ifMatch, actual: state.eventCount }))
       }
     }
     return Result.succeed([command.event])
@@ -327,8 +327,8 @@ const toContainer = (
 ): Container => ({
   id,
   state: state.tags,
-  version: state.position,
-  revision: state.version,
+  version: state.eventCount,
+  revision: state.revision,
   data: state.data as Record<string, unknown>,
   allowed: machine.allowed(state)
 })
@@ -532,7 +532,7 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
                   tag: error._tag,
                   eventType: error.eventType,
                   state: error.state,
-                  revision: error.version,
+                  revision: error.revision,
                   allowed: error.allowed,
                   detail: error.message
                 })

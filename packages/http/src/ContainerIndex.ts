@@ -1,6 +1,6 @@
 /**
  * The list of a container type's instances (`GET /tasks`): an in-memory read model that a subscription over the
- * category keeps, holding each container's control state, stream version and machine version. It is eventually
+ * category keeps, holding each container's control state, stream version and machine revision. It is eventually
  * consistent with the store; `waitUntilCaughtUp` makes a read see every write committed before it.
  *
  * @since 0.1.0
@@ -13,8 +13,8 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
 /**
- * One container as the index knows it: its `id`, control `state` (tags), stream `version`, machine `revision` (the
- * machine's version, bumped by restarting events) and when its last event was recorded.
+ * One container as the index knows it: its `id`, control `state` (tags), stream `version`, machine `revision` (bumped
+ * by restarting events) and when its last event was recorded.
  *
  * @since 0.1.0
  * @category models
@@ -118,7 +118,7 @@ export const make = <E extends Machine.Tagged, Data>(
         id,
         state: state.tags,
         version: recorded.streamVersion,
-        revision: state.version,
+        revision: state.revision,
         updatedAt: DateTime.formatIso(recorded.recordedAt)
       })
     })

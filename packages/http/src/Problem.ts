@@ -53,7 +53,7 @@ export class NotFound extends HttpApiError.Problem<NotFound>()(
 
 /**
  * The machine refuses the event in the container's current state; `state` is the control state and `allowed` the
- * event types it would accept; `revision` is the machine version (bumped by restarting events).
+ * event types it would accept; `revision` is the machine's revision (bumped by restarting events).
  *
  * @since 0.1.0
  * @category problems

@@ -38,7 +38,7 @@ export const TaskMachine = Machine.make(TaskEvent, {
   Completed:   { follows: event("Started") }
 })
 
-/** A task's state: control state, version and the latest value of each field. */
+/** A task's state: control state, revision, event count and the latest value of each field. */
 export type TaskState = Machine.StateOf<typeof TaskMachine>
 
 /** Constructors for the task's events. */

@@ -34,7 +34,7 @@ export interface InvalidNext<E, Tag extends string, Data> {
 }
 
 const stateKey = <Tag extends string, Data>(state: Machine.State<Tag, Data>): string =>
-  state.position === 0 ? "*" : state.tags.join(",")
+  state.eventCount === 0 ? "*" : state.tags.join(",")
 
 const eventsOf = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E, Data>) => {
   const byTag = new Map<string, Arbitrary.Arbitrary<E>>()

@@ -3,9 +3,9 @@
  * validator: `transition` refuses an event its rule does not allow, `evolve` replays stored history, `decide` checks
  * proposed events and adds automatic follow-ups. A machine is a `Decider` whose command is the list of proposed events.
  *
- * The state is the control state (the set of event types accumulated so far, in declaration order), the version
- * (starting at 1, bumped by each `restarting` event), the number of events folded, and the domain data folded beside
- * them.
+ * The state is the control state (the set of event types accumulated so far, in declaration order), the `revision`
+ * (starting at 1, bumped by each `restarting` event), the `eventCount` (how many events were folded) and the domain
+ * data folded beside them.
  *
  * @since 0.1.0
  */
@@ -28,7 +28,7 @@ export class IllegalTransition extends Schema.TaggedError<IllegalTransition>("@e
   {
     eventType: Schema.String,
     state: Schema.Array(Schema.String),
-    version: Schema.Number,
+    revision: Schema.Number,
     initial: Schema.Boolean,
     allowed: Schema.Array(Schema.String)
   }
@@ -125,7 +125,7 @@ export type FieldsOf<E extends Tagged, Tag extends string> = Exclude<keyof Extra
 
 /**
  * The rule of one event type. `follows` is required; `accumulate` defaults to `current()`; `restarting` starts a new
- * version; `requires` names payload fields that must be present; `auto` makes the event follow automatically (its
+ * revision; `requires` names payload fields that must be present; `auto` makes the event follow automatically (its
  * payload must decode from `{ _tag }` alone).
  *
  * @since 0.1.0
@@ -174,16 +174,18 @@ export type LatestFields<E> = {
 }
 
 /**
- * A machine state: the control state (`tags`, in declaration order), the `version` (from 1, bumped by restarting
- * events), how many events were folded (`position`, 0 for the empty history) and the domain `data`.
+ * A machine state: the control state (`tags`, in declaration order), the `revision` (from 1, bumped by restarting
+ * events: microcosm-eventsource's `version`, renamed so that it is not taken for the store's stream version), how many
+ * events were folded (`eventCount`, 0 for the empty history; it equals the stream version when the whole stream was
+ * folded) and the domain `data`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface State<Tag extends string, Data> {
   readonly tags: ReadonlyArray<Tag>
-  readonly version: number
-  readonly position: number
+  readonly revision: number
+  readonly eventCount: number
   readonly data: Data
 }
 
@@ -229,7 +231,7 @@ export interface Machine<E extends Tagged, Data = LatestFields<E>> extends Decid
   readonly rules: { readonly [K in E["_tag"]]: NormalizedRule<E["_tag"], FieldsOf<E, K>> }
   /** How the domain data folds. */
   readonly data: DataFold<E, Data>
-  /** The empty history: no tags, version 1, position 0. */
+  /** The empty history: no tags, revision 1, no events. */
   readonly initial: State<E["_tag"], Data>
   /** Applies one event if its rule allows it (no automatic follow-ups). */
   readonly transition: (state: State<E["_tag"], Data>, event: E) => Result.Result<State<E["_tag"], Data>, MachineError>
@@ -283,8 +285,8 @@ const payload = (event: Tagged): Record<string, unknown> => {
 }
 
 /**
- * The default data fold: the latest value of each payload field wins, within the version. A restarting event starts
- * the new version's data afresh from its own payload (so a revised task has no assignee until one is assigned again).
+ * The default data fold: the latest value of each payload field wins, within the revision. A restarting event starts
+ * the new revision's data afresh from its own payload (so a revised task has no assignee until one is assigned again).
  *
  * @since 0.1.0
  * @category data
@@ -313,7 +315,7 @@ const definitionOf = (eventTypes: ReadonlyArray<string>, rules: Readonly<Record<
 
 const controlOf = <Tag extends string, Data>(state: State<Tag, Data>): Core.Control => ({
   tags: new Set(state.tags),
-  empty: state.position === 0
+  empty: state.eventCount === 0
 })
 
 const build = <E extends Tagged, Data>(
@@ -323,13 +325,13 @@ const build = <E extends Tagged, Data>(
   autoEvents: Readonly<Record<string, E>>
 ): Machine<E, Data> => {
   type S = State<E["_tag"], Data>
-  const initial: S = { tags: [], version: 1, position: 0, data: data.initial }
+  const initial: S = { tags: [], revision: 1, eventCount: 0, data: data.initial }
   const allowedIn = (state: S) => Core.allowed(def, controlOf(state)) as Array<E["_tag"]>
   const hasAutos = Object.keys(autoEvents).length > 0
   const evolveFrom = (state: S, control: Core.Control, event: E, spec: Core.Spec): S => ({
     tags: Core.ordered(def, Core.next(def, control, event._tag).tags) as Array<E["_tag"]>,
-    version: spec.restarting ? state.version + 1 : state.version,
-    position: state.position + 1,
+    revision: spec.restarting ? state.revision + 1 : state.revision,
+    eventCount: state.eventCount + 1,
     data: data.evolve(state.data, event)
   })
   const evolve = (state: S, event: E): S => evolveFrom(state, controlOf(state), event, def.specs[event._tag]!)
@@ -342,8 +344,8 @@ const build = <E extends Tagged, Data>(
         new IllegalTransition({
           eventType: event._tag,
           state: [...state.tags],
-          version: state.version,
-          initial: state.position === 0,
+          revision: state.revision,
+          initial: state.eventCount === 0,
           allowed: Core.allowed(def, control) as Array<E["_tag"]>
         })
       )
@@ -458,7 +460,7 @@ export const make = <E extends Tagged>(schema: EventSchema<E>, rules: Rules<E>):
 
 /**
  * Replaces how the domain data folds (the default keeps the latest value of each field). `evolve` sees every event,
- * restarting ones included; it decides itself what a new version keeps.
+ * restarting ones included; it decides itself what a new revision keeps.
  *
  * @since 0.1.0
  * @category combinators

@@ -25,7 +25,7 @@ describe("Machine", () => {
     if (Result.isSuccess(decided)) {
       const state = machine.replay(decided.success)
       assert.deepStrictEqual(state.tags, ["Closed"])
-      assert.strictEqual(state.position, 4)
+      assert.strictEqual(state.eventCount, 4)
       assert.deepStrictEqual(state.data, { item: "book", note: "gift", amount: 12 })
     }
     const missing = machine.transition(machine.initial, Order.cases.Placed.make({ item: "book" }))
@@ -98,7 +98,7 @@ describe("Machine", () => {
       assert.strictEqual(folded.failure._tag, "IllegalTransition")
       if (folded.failure._tag === "IllegalTransition") {
         assert.deepStrictEqual(folded.failure.allowed, ["Placed", "Closed"])
-        assert.strictEqual(folded.failure.version, 1)
+        assert.strictEqual(folded.failure.revision, 1)
       }
     }
     assert.isTrue(Machine.isInitial(machine, "Closed"))

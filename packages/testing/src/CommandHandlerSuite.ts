@@ -63,8 +63,8 @@ type CartState = Machine.StateOf<typeof CartMachine>
  */
 export const CartStateSchema = Schema.Struct({
   tags: Schema.Array(Schema.Literals(["Opened", "ItemAdded", "Closed"])),
-  version: Schema.Number,
-  position: Schema.Number,
+  revision: Schema.Number,
+  eventCount: Schema.Number,
   data: Schema.Struct({ items: Schema.Array(Schema.String) })
 })
 
