@@ -540,8 +540,17 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
             }
             if (error instanceof Machine.MissingRequiredField) {
               return Effect.fail(
-                invalidRequest(error._tag, [{ path: ["payload", error.field], message: error.message }])
+                invalidRequest(
+                  error._tag,
+                  error.fields.map((field) => ({
+                    path: ["payload", field],
+                    message: `Event type '${error.eventType}' requires field '${field}'`
+                  }))
+                )
               )
+            }
+            if (error instanceof Machine.InvalidAutomaticEvent) {
+              return Effect.fail(invalidRequest(error._tag, [{ path: ["payload"], message: error.message }]))
             }
             if (error instanceof Missing) return Effect.fail(notFound(error.id))
             if (error instanceof Exists) {

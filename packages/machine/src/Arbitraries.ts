@@ -33,8 +33,8 @@ export interface InvalidNext<E, Tag extends string, Data> {
   readonly event: E
 }
 
-const stateKey = <Tag extends string, Data>(state: Machine.State<Tag, Data>): string =>
-  state.eventCount === 0 ? "*" : state.tags.join(",")
+/** What the rules look at: the control state alone (an emptied state allows what the empty history allows). */
+const stateKey = <Tag extends string, Data>(state: Machine.State<Tag, Data>): string => state.tags.join(",")
 
 const eventsOf = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E, Data>) => {
   const byTag = new Map<string, Arbitrary.Arbitrary<E>>()
@@ -44,7 +44,10 @@ const eventsOf = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E, Da
     const requires = machine.rules[tag].requires
     const arbitrary = Arbitrary.schema(machine.schema.cases[tag] as Schema.Decoder<E, never>).pipe(
       Arbitrary.filter((event: E) =>
-        requires.every((field) => (event as unknown as Readonly<Record<string, unknown>>)[field] !== undefined)
+        requires.every((field) => {
+          const value = (event as unknown as Readonly<Record<string, unknown>>)[field]
+          return value !== undefined && value !== null
+        })
       )
     )
     byTag.set(tag, arbitrary)
@@ -58,7 +61,8 @@ const oneOf = <A extends string | number>(values: ReadonlyArray<A>): Arbitrary.A
     : (Arbitrary.schema(Schema.Literals(values as ReadonlyArray<A>)) as Arbitrary.Arbitrary<A>)
 
 /**
- * Generates an event of the given type, its payload from the event's Schema (with `requires` fields present).
+ * Generates an event of the given type, its payload from the event's Schema (with `requires` fields present and not
+ * `null`).
  *
  * @since 0.1.0
  * @category generators
@@ -71,7 +75,8 @@ export const event = <E extends Machine.Tagged, Data, const Tag extends E["_tag"
 
 /**
  * Generates valid histories: random walks from the empty history, each step an allowed event type with a generated
- * payload, followed by any automatic follow-ups. A walk stops early in a state that accepts nothing.
+ * payload, followed by any automatic follow-ups. A walk stops early in a state that accepts nothing; a generated event
+ * whose automatic follow-up cannot be made from it (the fields the follow-up needs were not generated) is left out.
  *
  * @since 0.1.0
  * @category generators
@@ -95,9 +100,11 @@ export const validHistory = <E extends Machine.Tagged, Data>(
   const walk = (state: S, remaining: number): Arbitrary.Arbitrary<ReadonlyArray<E>> => {
     const next = remaining <= 0 ? undefined : nextIn(state)
     if (next === undefined) return Arbitrary.Constant([])
-    return Arbitrary.flatMap(next, (chosen) => {
-      const step = Result.getOrThrow(machine.step(state, chosen))
-      return Arbitrary.map(walk(step.state, remaining - 1), (rest) => [...step.events, ...rest])
+    return Arbitrary.flatMap(next, (chosen): Arbitrary.Arbitrary<ReadonlyArray<E>> => {
+      const step = machine.step(state, chosen)
+      // An event whose automatic follow-up cannot be made from it (its fields were not generated) is left out.
+      if (Result.isFailure(step)) return walk(state, remaining - 1)
+      return Arbitrary.map(walk(step.success.state, remaining - 1), (rest) => [...step.success.events, ...rest])
     })
   }
   const lengths = Array.from({ length: maxLength + 1 }, (_, i) => i)

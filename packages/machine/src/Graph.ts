@@ -1,6 +1,6 @@
 /**
- * Graph introspection of a machine: the control states reachable from the empty history, the transitions between
- * them, the initial and terminal event types, and a Mermaid rendering.
+ * Graph introspection of a machine: the control states reachable from the empty state, the transitions between them,
+ * the initial and terminal event types, and a Mermaid rendering.
  *
  * @since 0.1.0
  */
@@ -8,8 +8,9 @@ import * as Core from "./internal/core.ts"
 import type * as Machine from "./Machine.ts"
 
 /**
- * A reachable control state. `key` is `*` for the empty history, otherwise the tags in brackets, e.g.
- * `[Created, Assigned]`.
+ * A reachable control state. `key` is `*` for the empty state (where every history starts, and where
+ * `difference(...)` may lead back to), otherwise the tags in brackets, e.g. `[Created, Assigned]`. `initial` marks the
+ * empty state.
  *
  * @since 0.1.0
  * @category models
@@ -44,7 +45,7 @@ export interface Transition<Tag extends string> {
 export interface Graph<Tag extends string> {
   readonly states: ReadonlyArray<Node<Tag>>
   readonly transitions: ReadonlyArray<Transition<Tag>>
-  /** Event types allowed on an empty history. */
+  /** Event types allowed on the empty state (initial event types). */
   readonly initialEventTypes: ReadonlyArray<Tag>
   /** Event types after which nothing may follow. */
   readonly terminalEventTypes: ReadonlyArray<Tag>
@@ -55,8 +56,20 @@ const definitionOf = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E
   specs: machine.rules as unknown as Readonly<Record<string, Core.Spec>>
 })
 
+const transition = <Tag extends string>(def: Core.Definition, from: Core.Control, event: string): Transition<Tag> => {
+  const spec = def.specs[event]!
+  const to = Core.next(def, from, event)
+  return {
+    from: Core.key(def, from),
+    event: event as Tag,
+    to: Core.key(def, to),
+    restarting: spec.restarting,
+    auto: spec.auto
+  }
+}
+
 /**
- * Explores a machine's reachable control states (versions aside: a restarting event leads back into the same graph).
+ * Explores a machine's reachable control states (revisions aside: a restarting event leads back into the same graph).
  *
  * @since 0.1.0
  * @category constructors
@@ -68,18 +81,12 @@ export const make = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E,
   const outgoing = new Set(explored.edges.map((edge) => edge.from))
   const states: Array<Node<Tag>> = [...explored.nodes].map(([key, control]) => ({
     key,
-    tags: Core.ordered(def, control.tags) as Array<Tag>,
-    initial: control.empty,
+    tags: Core.ordered(def, control) as Array<Tag>,
+    initial: control.size === 0,
     terminal: !outgoing.has(key)
   }))
   const terminalKeys = new Set(states.filter((s) => s.terminal).map((s) => s.key))
-  const transitions = explored.edges.map((edge) => ({
-    from: edge.from,
-    event: edge.event as Tag,
-    to: edge.to,
-    restarting: def.specs[edge.event]!.restarting,
-    auto: def.specs[edge.event]!.auto
-  }))
+  const transitions = explored.edges.map((edge) => transition<Tag>(def, explored.nodes.get(edge.from)!, edge.event))
   const initialEventTypes = transitions.filter((t) => t.from === "*").map((t) => t.event)
   const terminalEventTypes = machine.eventTypes.filter((tag) => {
     const into = transitions.filter((t) => t.event === tag)
@@ -98,21 +105,24 @@ export const edges = <Tag extends string>(graph: Graph<Tag>): ReadonlyArray<stri
   graph.transitions.map((t) => `${t.from} --${t.event}--> ${t.to}`)
 
 /**
- * Draws a machine as a Mermaid `stateDiagram-v2`: the empty history is `[*]`, each reachable control state a node
- * labelled with its tags, each allowed event an edge (restarting ones marked `↺`, automatic ones `auto`), and terminal
- * states lead to `[*]`.
+ * Draws a machine as a Mermaid `stateDiagram-v2`: the empty state is `[*]`, each reachable control state a node
+ * labelled with its tags, each allowed event an edge (restarting ones marked `↺`, automatic ones `(auto)`), and
+ * terminal states lead to `[*]`. When an event leads back to the empty state, the empty state is drawn as a node of
+ * its own, `empty`, entered from `[*]`.
  *
  * @since 0.1.0
  * @category rendering
  */
 export const toMermaid = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E, Data>): string => {
   const graph = make(machine)
+  const reentered = graph.transitions.some((t) => t.to === "*")
   const ids = new Map<string, string>()
   let n = 0
   for (const state of graph.states) {
-    ids.set(state.key, state.initial ? "[*]" : `s${n++}`)
+    ids.set(state.key, state.initial ? (reentered ? "empty" : "[*]") : `s${n++}`)
   }
   const lines = ["stateDiagram-v2"]
+  if (reentered) lines.push(`  state "(empty)" as empty`, "  [*] --> empty")
   for (const state of graph.states) {
     if (!state.initial) lines.push(`  state "${state.tags.join(", ")}" as ${ids.get(state.key)}`)
   }
@@ -121,7 +131,7 @@ export const toMermaid = <E extends Machine.Tagged, Data>(machine: Machine.Machi
     lines.push(`  ${ids.get(t.from)} --> ${ids.get(t.to)}: ${t.event}${marks}`)
   }
   for (const state of graph.states) {
-    if (state.terminal && !state.initial) lines.push(`  ${ids.get(state.key)} --> [*]`)
+    if (state.terminal && !(state.initial && !reentered)) lines.push(`  ${ids.get(state.key)} --> [*]`)
   }
   return lines.join("\n")
 }

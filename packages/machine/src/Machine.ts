@@ -4,8 +4,8 @@
  * proposed events and adds automatic follow-ups. A machine is a `Decider` whose command is the list of proposed events.
  *
  * The state is the control state (the set of event types accumulated so far, in declaration order), the `revision`
- * (starting at 1, bumped by each `restarting` event), the `eventCount` (how many events were folded) and the domain
- * data folded beside them.
+ * (1 from the first event on, bumped by each later `restarting` event), the `eventCount` (how many events were
+ * folded) and the domain data folded beside them.
  *
  * @since 0.1.0
  */
@@ -17,8 +17,9 @@ import * as Core from "./internal/core.ts"
 import * as Rule from "./Rule.ts"
 
 /**
- * An event that the machine's rules do not allow in the current state. The message reads
- * `Event type 'Started' may not follow [Created]`, or `Event type 'Assigned' may not be initial` on an empty history.
+ * An event that the machine's rules do not allow in the current state. The message is microcosm-eventsource's:
+ * `Event type 'Started' may not follow [Created]`, or `Event type 'Assigned' may not be initial` when the control
+ * state is empty (`initial`).
  *
  * @since 0.1.0
  * @category errors
@@ -46,27 +47,49 @@ export class IllegalTransition extends Schema.TaggedError<IllegalTransition>("@e
 }
 
 /**
- * An event lacks a field that its type `requires`.
+ * An event lacks fields that its type `requires`: absent, `undefined` or `null` (microcosm-eventsource's `None`).
+ * Every missing field is named, and the fields are checked before the rule.
  *
  * @since 0.1.0
  * @category errors
  */
 export class MissingRequiredField extends Schema.TaggedError<MissingRequiredField>(
   "@evently/machine/MissingRequiredField"
-)("MissingRequiredField", { eventType: Schema.String, field: Schema.String }) {
+)("MissingRequiredField", { eventType: Schema.String, fields: Schema.NonEmptyArray(Schema.String) }) {
   /**
    * The human-readable refusal.
    *
    * @since 0.1.0
    */
   override get message(): string {
-    return `Event type '${this.eventType}' requires field '${this.field}'`
+    const names = this.fields.map((field) => `'${field}'`).join(", ")
+    return `Event type '${this.eventType}' requires ${this.fields.length === 1 ? "field" : "fields"} ${names}`
   }
 }
 
 /**
- * A machine rejected when it was built: in the named reachable state an automatic transition competes with another
- * transition (or automatic transitions never stop).
+ * An automatic event could not be made: built from the fields of the event that triggered it, it does not decode
+ * against its own Schema (a field its Schema needs, and `requires` does not name, is absent or of another type).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidAutomaticEvent extends Schema.TaggedError<InvalidAutomaticEvent>(
+  "@evently/machine/InvalidAutomaticEvent"
+)("InvalidAutomaticEvent", { eventType: Schema.String, after: Schema.String, reason: Schema.String }) {
+  /**
+   * The human-readable refusal.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Automatic event type '${this.eventType}' after '${this.after}' does not decode: ${this.reason}`
+  }
+}
+
+/**
+ * A machine rejected when it was built: in the named state, reached by an event, an automatic transition competes
+ * with another transition, or automatic transitions never stop.
  *
  * @since 0.1.0
  * @category errors
@@ -91,7 +114,7 @@ export class InvalidMachine extends Schema.TaggedError<InvalidMachine>("@evently
  * @since 0.1.0
  * @category errors
  */
-export type MachineError = IllegalTransition | MissingRequiredField
+export type MachineError = IllegalTransition | MissingRequiredField | InvalidAutomaticEvent
 
 /**
  * The shape every event has: a string `_tag`.
@@ -125,8 +148,9 @@ export type FieldsOf<E extends Tagged, Tag extends string> = Exclude<keyof Extra
 
 /**
  * The rule of one event type. `follows` is required; `accumulate` defaults to `current()`; `restarting` starts a new
- * revision; `requires` names payload fields that must be present; `auto` makes the event follow automatically (its
- * payload must decode from `{ _tag }` alone).
+ * revision; `requires` names payload fields that must be present and not `null`; `auto` makes the event follow
+ * automatically when its rule holds after another event (its payload is taken from the fields of the event that
+ * triggered it, as far as its Schema declares them).
  *
  * @since 0.1.0
  * @category models
@@ -174,10 +198,10 @@ export type LatestFields<E> = {
 }
 
 /**
- * A machine state: the control state (`tags`, in declaration order), the `revision` (from 1, bumped by restarting
- * events: microcosm-eventsource's `version`, renamed so that it is not taken for the store's stream version), how many
- * events were folded (`eventCount`, 0 for the empty history; it equals the stream version when the whole stream was
- * folded) and the domain `data`.
+ * A machine state: the control state (`tags`, in declaration order), the `revision` (1 from the first event on,
+ * bumped by each later restarting event: microcosm-eventsource's `version`, renamed so that it is not taken for the
+ * store's stream version), how many events were folded (`eventCount`, 0 for the empty history; it equals the stream
+ * version when the whole stream was folded) and the domain `data`.
  *
  * @since 0.1.0
  * @category models
@@ -248,7 +272,7 @@ export interface Machine<E extends Tagged, Data = LatestFields<E>> extends Decid
     events: ReadonlyArray<E>,
     state: State<E["_tag"], Data>
   ) => Result.Result<ReadonlyArray<E>, MachineError>
-  /** The event types allowed in a state. */
+  /** The event types allowed in a state, in declaration order. */
   readonly allowed: (state: State<E["_tag"], Data>) => ReadonlyArray<E["_tag"]>
 }
 
@@ -276,17 +300,19 @@ export type StateOf<M> = M extends Machine<infer E, infer Data> ? State<E["_tag"
  */
 export type EventTypeOf<M> = EventOf<M>["_tag"]
 
-const payload = (event: Tagged): Record<string, unknown> => {
+/** The payload fields of an event that have a value: not `undefined` and, unless `keepNull`, not `null`. */
+const payload = (event: Tagged, keepNull: boolean): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
   for (const [field, value] of Object.entries(event)) {
-    if (field !== "_tag" && value !== undefined) out[field] = value
+    if (field !== "_tag" && value !== undefined && (keepNull || value !== null)) out[field] = value
   }
   return out
 }
 
 /**
- * The default data fold: the latest value of each payload field wins, within the revision. A restarting event starts
- * the new revision's data afresh from its own payload (so a revised task has no assignee until one is assigned again).
+ * The default data fold: the latest non-null value of each payload field wins (microcosm-eventsource's `last.of`,
+ * which coalesces nulls away), within the revision. A restarting event starts the new revision's data afresh from its
+ * own payload (so a revised task has no assignee until one is assigned again).
  *
  * @since 0.1.0
  * @category data
@@ -295,7 +321,8 @@ export const latestFields = <E extends Tagged>(
   restarting: (tag: E["_tag"]) => boolean
 ): DataFold<E, LatestFields<E>> => ({
   initial: {},
-  evolve: (data, event) => (restarting(event._tag) ? payload(event) : { ...data, ...payload(event) }) as LatestFields<E>
+  evolve: (data, event) =>
+    (restarting(event._tag) ? payload(event, false) : { ...data, ...payload(event, false) }) as LatestFields<E>
 })
 
 const definitionOf = (eventTypes: ReadonlyArray<string>, rules: Readonly<Record<string, TagRule<string, string>>>) => {
@@ -313,64 +340,83 @@ const definitionOf = (eventTypes: ReadonlyArray<string>, rules: Readonly<Record<
   return { tags: eventTypes, specs } satisfies Core.Definition
 }
 
-const controlOf = <Tag extends string, Data>(state: State<Tag, Data>): Core.Control => ({
-  tags: new Set(state.tags),
-  empty: state.eventCount === 0
+const definitionOfMachine = <E extends Tagged, Data>(machine: Machine<E, Data>): Core.Definition => ({
+  tags: machine.eventTypes,
+  specs: machine.rules as unknown as Readonly<Record<string, Core.Spec>>
 })
+
+const recordOf = (event: Tagged) => event as unknown as Readonly<Record<string, unknown>>
+
+const missing = (spec: Core.Spec, event: Tagged): MissingRequiredField | undefined => {
+  const [first, ...rest] = Core.missingFields(spec, recordOf(event))
+  return first === undefined ? undefined : new MissingRequiredField({ eventType: event._tag, fields: [first, ...rest] })
+}
 
 const build = <E extends Tagged, Data>(
   schema: EventSchema<E>,
   def: Core.Definition,
-  data: DataFold<E, Data>,
-  autoEvents: Readonly<Record<string, E>>
+  data: DataFold<E, Data>
 ): Machine<E, Data> => {
   type S = State<E["_tag"], Data>
   const initial: S = { tags: [], revision: 1, eventCount: 0, data: data.initial }
-  const allowedIn = (state: S) => Core.allowed(def, controlOf(state)) as Array<E["_tag"]>
-  const hasAutos = Object.keys(autoEvents).length > 0
+  const allowedIn = (state: S) => Core.allowed(def, new Set(state.tags)) as Array<E["_tag"]>
+  const hasAutos = def.tags.some((tag) => def.specs[tag]!.auto)
   const evolveFrom = (state: S, control: Core.Control, event: E, spec: Core.Spec): S => ({
-    tags: Core.ordered(def, Core.next(def, control, event._tag).tags) as Array<E["_tag"]>,
-    revision: spec.restarting ? state.revision + 1 : state.revision,
+    tags: Core.ordered(def, Core.next(def, control, event._tag)) as Array<E["_tag"]>,
+    // microcosm: the first event is version 1 whatever it is; only a later restarting event starts a new one.
+    revision: spec.restarting && state.eventCount > 0 ? state.revision + 1 : state.revision,
     eventCount: state.eventCount + 1,
     data: data.evolve(state.data, event)
   })
-  const evolve = (state: S, event: E): S => evolveFrom(state, controlOf(state), event, def.specs[event._tag]!)
+  const evolve = (state: S, event: E): S => evolveFrom(state, new Set(state.tags), event, def.specs[event._tag]!)
   const transition = (state: S, event: E): Result.Result<S, MachineError> => {
     const spec = def.specs[event._tag]
-    const control = controlOf(state)
-    // Only the event's own rule decides; the list of allowed types is computed for the error alone.
-    if (spec === undefined || !Rule.holds(spec.follows, control.tags, control.empty)) {
+    // As microcosm does: the required fields first, then the rule.
+    const lacking = spec === undefined ? undefined : missing(spec, event)
+    if (lacking !== undefined) return Result.fail(lacking)
+    const control: Core.Control = new Set(state.tags)
+    if (spec === undefined || !Rule.holds(spec.follows, control)) {
       return Result.fail(
         new IllegalTransition({
           eventType: event._tag,
           state: [...state.tags],
           revision: state.revision,
-          initial: state.eventCount === 0,
-          allowed: Core.allowed(def, control) as Array<E["_tag"]>
+          initial: control.size === 0,
+          allowed: Core.allowed(def, control)
         })
       )
     }
-    const record = event as unknown as Readonly<Record<string, unknown>>
-    for (const field of spec.requires) {
-      if (record[field] === undefined) {
-        return Result.fail(new MissingRequiredField({ eventType: event._tag, field }))
-      }
-    }
     return Result.succeed(evolveFrom(state, control, event, spec))
   }
+  /** The automatic event of type `tag` made from the fields of `origin`, as far as its Schema declares them. */
+  const automaticEvent = (tag: E["_tag"], origin: E): Result.Result<E, MachineError> => {
+    const candidate = { ...payload(origin, true), _tag: tag }
+    const lacking = missing(def.specs[tag]!, candidate)
+    if (lacking !== undefined) return Result.fail(lacking)
+    return Result.mapError(
+      Schema.decodeUnknownResult(schema.cases[tag] as Schema.Decoder<E, never>)(candidate),
+      (error) => new InvalidAutomaticEvent({ eventType: tag, after: origin._tag, reason: error.message })
+    )
+  }
   const step = (state: S, event: E): Result.Result<Step<E, E["_tag"], Data>, MachineError> =>
-    Result.map(transition(state, event), (after) => {
+    Result.flatMap(transition(state, event), (after) => {
       const events: Array<E> = [event]
+      if (!hasAutos) return Result.succeed({ state: after, events })
       let current = after
+      // A state the chain has seen again would repeat forever; `make` rules that out for every reachable state.
+      const seen = new Set<string>()
       for (;;) {
-        if (!hasAutos) break
-        const candidates = allowedIn(current)
-        const auto = candidates.length === 1 ? autoEvents[candidates[0]!] : undefined
-        if (auto === undefined) break
-        events.push(auto)
-        current = evolve(current, auto)
+        const control: Core.Control = new Set(current.tags)
+        const tag = Core.automatic(def, control) as E["_tag"] | undefined
+        const at = Core.key(def, control)
+        if (tag === undefined || seen.has(at)) break
+        seen.add(at)
+        const made = automaticEvent(tag, event)
+        if (Result.isFailure(made)) return Result.fail(made.failure)
+        events.push(made.success)
+        current = evolve(current, made.success)
       }
-      return { state: current, events }
+      return Result.succeed({ state: current, events })
     })
   const fold = (events: Iterable<E>): Result.Result<S, MachineError> => {
     let state = initial
@@ -415,9 +461,10 @@ const build = <E extends Tagged, Data>(
 }
 
 /**
- * Builds a machine, or fails with `InvalidMachine` naming the state where an automatic transition is ambiguous.
- * Every event type of the union needs a rule; rules may only name event types of the union, and `requires` only
- * fields of the event's Schema (both checked by the compiler).
+ * Builds a machine, or fails with `InvalidMachine` naming a state, reached by an event, where an automatic transition
+ * competes with another one or automatic transitions never stop. Every event type of the union needs a rule; rules
+ * may only name event types of the union, and `requires` only fields of the event's Schema (both checked by the
+ * compiler).
  *
  * @since 0.1.0
  * @category constructors
@@ -430,22 +477,8 @@ export const makeResult = <E extends Tagged>(
   const def = definitionOf(eventTypes, rules as unknown as Readonly<Record<string, TagRule<string, string>>>)
   const problem = Core.checkAutomatic(def, Core.explore(def))
   if (problem !== undefined) return Result.fail(new InvalidMachine(problem))
-  const autoEvents: Record<string, E> = {}
-  for (const tag of eventTypes) {
-    if (!def.specs[tag]!.auto) continue
-    const decoded = Schema.decodeUnknownResult(schema.cases[tag] as Schema.Decoder<E, never>)({ _tag: tag })
-    if (Result.isFailure(decoded)) {
-      return Result.fail(
-        new InvalidMachine({
-          state: "*",
-          reason: `automatic event type '${tag}' must decode from { _tag } alone: ${decoded.failure.message}`
-        })
-      )
-    }
-    autoEvents[tag] = decoded.success
-  }
   const data = latestFields<E>((tag) => def.specs[tag]!.restarting)
-  return Result.succeed(build(schema, def, data, autoEvents))
+  return Result.succeed(build(schema, def, data))
 }
 
 /**
@@ -468,24 +501,11 @@ export const make = <E extends Tagged>(schema: EventSchema<E>, rules: Rules<E>):
 export const withData = <E extends Tagged, Data, Data2>(
   machine: Machine<E, Data>,
   data: DataFold<E, Data2>
-): Machine<E, Data2> => {
-  const def: Core.Definition = {
-    tags: machine.eventTypes,
-    specs: machine.rules as unknown as Readonly<Record<string, Core.Spec>>
-  }
-  const autoEvents: Record<string, E> = {}
-  for (const tag of machine.eventTypes) {
-    if (def.specs[tag]!.auto) {
-      autoEvents[tag] = Result.getOrThrow(
-        Schema.decodeUnknownResult(machine.schema.cases[tag as E["_tag"]] as Schema.Decoder<E, never>)({ _tag: tag })
-      )
-    }
-  }
-  return build(machine.schema, def, data, autoEvents)
-}
+): Machine<E, Data2> => build(machine.schema, definitionOfMachine(machine), data)
 
 /**
- * Decodes an unknown value as one of the machine's events, checking the fields its type `requires`.
+ * Decodes an unknown value as one of the machine's events, checking the fields its type `requires` (a `null` one is
+ * missing; every missing one is named).
  *
  * @since 0.1.0
  * @category decoding
@@ -495,11 +515,8 @@ export const decode = <E extends Tagged, Data>(
   input: unknown
 ): Result.Result<E, Schema.SchemaError | MissingRequiredField> =>
   Result.flatMap(Schema.decodeUnknownResult(machine.schema)(input), (event) => {
-    const record = event as unknown as Readonly<Record<string, unknown>>
-    const missing = machine.rules[event._tag as E["_tag"]].requires.find((field) => record[field] === undefined)
-    return missing === undefined
-      ? Result.succeed(event)
-      : Result.fail(new MissingRequiredField({ eventType: event._tag, field: missing }))
+    const lacking = missing(machine.rules[event._tag as E["_tag"]] as Core.Spec, event)
+    return lacking === undefined ? Result.succeed(event) : Result.fail(lacking)
   })
 
 /**
@@ -523,10 +540,10 @@ export const decider = <E extends Tagged, Data, Command, Error>(
 })
 
 /**
- * Whether an event type is initial in a machine: its rule holds on an empty history.
+ * Whether an event type is initial in a machine: its rule holds on an empty control state.
  *
  * @since 0.1.0
  * @category introspection
  */
 export const isInitial = <E extends Tagged, Data>(machine: Machine<E, Data>, eventType: E["_tag"]): boolean =>
-  machine.allowed(machine.initial).includes(eventType)
+  Rule.isInitial(machine.rules[eventType].follows)

@@ -1,6 +1,7 @@
 /**
- * The `follows` grammar: which earlier events an event type may follow. A rule is checked against the control state
- * (the set of event types accumulated so far) and against whether the history is still empty.
+ * The `follows` grammar: which earlier events an event type may follow. A rule is a predicate on the control state
+ * (the set of event types accumulated so far) and on nothing else, as in microcosm-eventsource: `nothing()` holds on
+ * an empty control state, whether no event was ever recorded or the state was emptied by `difference(...)`.
  *
  * Tags are plain strings here; a machine checks them against its event union, so a rule naming a tag that is not in
  * the union does not compile where the machine is built.
@@ -20,7 +21,7 @@ export interface Event<out Tag extends string> {
 }
 
 /**
- * Holds only on an empty history: no event has been recorded yet.
+ * Holds on an empty control state: no event yet, or every tag removed by `difference(...)`.
  *
  * @since 0.1.0
  * @category models
@@ -100,7 +101,7 @@ const normalize = <Tag extends string>(input: Input<Tag>): Rule<Tag> =>
 export const event = <const Tag extends string>(tag: Tag): Rule<Tag> => ({ _tag: "Event", tag })
 
 /**
- * `nothing()` holds only on an empty history; an event type that follows nothing is initial.
+ * `nothing()` holds on an empty control state; an event type that follows nothing is initial.
  *
  * @since 0.1.0
  * @category constructors
@@ -141,40 +142,41 @@ export const butNot = <const I extends Input>(rule: I): Rule<TagsOf<readonly [I]
 })
 
 /**
- * Evaluates a rule against a control state. `empty` is true only before the first event of a history; `nothing()`
- * holds exactly then.
+ * Evaluates a rule against a control state.
  *
  * @since 0.1.0
  * @category evaluation
  */
-export const holds = <Tag extends string>(rule: Rule<Tag>, tags: ReadonlySet<string>, empty: boolean): boolean => {
+export const holds = <Tag extends string>(rule: Rule<Tag>, tags: ReadonlySet<string>): boolean => {
   switch (rule._tag) {
     case "Event":
       return tags.has(rule.tag)
     case "Nothing":
-      return empty
+      return tags.size === 0
     case "AllOf":
-      return rule.rules.every((r) => holds(r, tags, empty))
+      return rule.rules.every((r) => holds(r, tags))
     case "AnyOf":
-      return rule.rules.some((r) => holds(r, tags, empty))
+      return rule.rules.some((r) => holds(r, tags))
     case "ButNot":
-      return !holds(rule.rule, tags, empty)
+      return !holds(rule.rule, tags)
   }
 }
 
+const empty: ReadonlySet<string> = new Set()
+
 /**
- * Whether an event type with this rule is *initial*: whether the rule holds on an empty history. This is semantic,
- * not syntactic (microcosm-eventsource looks at the rule's shape instead): `nothing()` and `anyOf(nothing(), "X")` are
- * initial, `allOf(nothing(), "X")` is not (it can never hold), and a bare `butNot("X")` is initial, because on an empty
- * history X is absent.
+ * Whether an event type with this rule is *initial*: whether the rule holds on an empty control state. This is
+ * semantic, not syntactic (microcosm-eventsource looks at the rule's shape instead): `nothing()` and
+ * `anyOf(nothing(), "X")` are initial, `allOf(nothing(), "X")` is not (it can never hold), and a bare `butNot("X")` is
+ * initial, because in an empty state X is absent.
  *
  * @since 0.1.0
  * @category evaluation
  */
-export const isInitial = <Tag extends string>(rule: Rule<Tag>): boolean => holds(rule, new Set(), true)
+export const isInitial = <Tag extends string>(rule: Rule<Tag>): boolean => holds(rule, empty)
 
 /**
- * Renders a rule as it would be written in code, e.g. `allOf("Created", butNot("Assigned"))`.
+ * Renders a rule as it would be written in code, e.g. `allOf(event("Created"), butNot(event("Assigned")))`.
  *
  * @since 0.1.0
  * @category rendering

@@ -103,4 +103,31 @@ describe("Machine", () => {
     }
     assert.isTrue(Machine.isInitial(machine, "Closed"))
   })
+
+  it("refuses an automatic event that does not decode from the fields of the event that triggered it", () => {
+    const Parcel = Schema.TaggedUnion({
+      Packed: { carrier: Schema.optional(Schema.String) },
+      Shipped: { carrier: Schema.String },
+      Lost: {}
+    })
+    const machine = Machine.make(Parcel, {
+      Packed: { follows: Rule.nothing() },
+      Shipped: { follows: Rule.event("Packed"), auto: true },
+      Lost: { follows: Rule.event("Shipped") }
+    })
+    const packed = Parcel.cases.Packed.make({ carrier: "UPS" })
+    assert.deepStrictEqual(
+      machine.decide([packed], machine.initial),
+      Result.succeed([packed, Parcel.cases.Shipped.make({ carrier: "UPS" })])
+    )
+    const refused = machine.decide([Parcel.cases.Packed.make({})], machine.initial)
+    assert.isTrue(Result.isFailure(refused))
+    if (Result.isFailure(refused)) {
+      assert.instanceOf(refused.failure, Machine.InvalidAutomaticEvent)
+      assert.match(
+        refused.failure.message,
+        /^Automatic event type 'Shipped' after 'Packed' does not decode: .*carrier/s
+      )
+    }
+  })
 })

@@ -16,14 +16,11 @@ export interface Definition {
   readonly specs: Readonly<Record<string, Spec>>
 }
 
-/** A control state without its version: what the rules look at. @internal */
-export interface Control {
-  readonly tags: ReadonlySet<string>
-  readonly empty: boolean
-}
+/** A control state: the set of tags accumulated so far, all that the rules look at. @internal */
+export type Control = ReadonlySet<string>
 
 /** @internal */
-export const emptyControl: Control = { tags: new Set(), empty: true }
+export const emptyControl: Control = new Set()
 
 /** Tags in declaration order (unknown tags, which the types rule out, sort last). @internal */
 export const ordered = (def: Definition, tags: Iterable<string>): Array<string> => {
@@ -35,17 +32,23 @@ export const ordered = (def: Definition, tags: Iterable<string>): Array<string> 
 
 /** @internal */
 export const allowed = (def: Definition, control: Control): Array<string> =>
-  def.tags.filter((tag) => Rule.holds(def.specs[tag]!.follows, control.tags, control.empty))
+  def.tags.filter((tag) => Rule.holds(def.specs[tag]!.follows, control))
 
 /** @internal */
-export const next = (def: Definition, control: Control, tag: string): Control => ({
-  tags: Accumulate.apply(def.specs[tag]!.accumulate, tag, control.tags),
-  empty: false
-})
+export const next = (def: Definition, control: Control, tag: string): Control =>
+  Accumulate.apply(def.specs[tag]!.accumulate, tag, control)
 
-/** A stable key for a control state; `*` is the empty history. @internal */
+/** The first automatic event type allowed in a control state, in declaration order. @internal */
+export const automatic = (def: Definition, control: Control): string | undefined =>
+  def.tags.find((tag) => def.specs[tag]!.auto && Rule.holds(def.specs[tag]!.follows, control))
+
+/** A stable key for a control state; `*` is the empty state. @internal */
 export const key = (def: Definition, control: Control): string =>
-  control.empty ? "*" : `[${ordered(def, control.tags).join(", ")}]`
+  control.size === 0 ? "*" : `[${ordered(def, control).join(", ")}]`
+
+/** Fields of a record that are missing: absent, `undefined` or `null` (microcosm's `None`). @internal */
+export const missingFields = (spec: Spec, record: Readonly<Record<string, unknown>>): Array<string> =>
+  spec.requires.filter((field) => record[field] === undefined || record[field] === null)
 
 /** @internal */
 export interface Edge {
@@ -60,7 +63,7 @@ export interface Explored {
   readonly edges: ReadonlyArray<Edge>
 }
 
-/** Breadth-first exploration of the control states reachable from the empty history. @internal */
+/** Breadth-first exploration of the control states reachable from the empty state. @internal */
 export const explore = (def: Definition): Explored => {
   const nodes = new Map<string, Control>([["*", emptyControl]])
   const edges: Array<Edge> = []
@@ -82,35 +85,38 @@ export const explore = (def: Definition): Explored => {
 }
 
 /**
- * Finds the first reachable state where an automatic transition competes with another transition, or where
- * automatic transitions loop forever. @internal
+ * Finds the first state reached by an event where an automatic transition competes with another transition, or
+ * where automatic transitions loop forever. Automatic events only ever follow an event, so the empty state counts
+ * only when some event leads into it (as in microcosm-eventsource, whose check walks the states after each event).
+ * @internal
  */
 export const checkAutomatic = (
   def: Definition,
   explored: Explored
 ): { readonly state: string; readonly reason: string } | undefined => {
-  for (const [state, control] of explored.nodes) {
+  const reached = new Set(explored.edges.map((edge) => edge.to))
+  const afterEvents = [...explored.nodes].filter(([state]) => reached.has(state))
+  for (const [state, control] of afterEvents) {
     const candidates = allowed(def, control)
-    const autos = candidates.filter((tag) => def.specs[tag]!.auto)
-    if (autos.length > 0 && candidates.length > 1) {
-      const others = candidates.filter((tag) => tag !== autos[0])
+    const auto = automatic(def, control)
+    if (auto !== undefined && candidates.length > 1) {
+      const others = candidates.filter((tag) => tag !== auto)
       return {
         state,
-        reason: `automatic transition '${autos[0]}' competes with ${others.map((t) => `'${t}'`).join(", ")}`
+        reason: `automatic transition '${auto}' competes with ${others.map((t) => `'${t}'`).join(", ")}`
       }
     }
   }
-  for (const [state, control] of explored.nodes) {
+  for (const [state, control] of afterEvents) {
+    const seen = new Set([state])
     let current = control
-    let steps = 0
     for (;;) {
-      const candidates = allowed(def, current)
-      if (candidates.length !== 1 || !def.specs[candidates[0]!]!.auto) break
-      current = next(def, current, candidates[0]!)
-      steps++
-      if (steps > explored.nodes.size) {
-        return { state, reason: "automatic transitions never stop" }
-      }
+      const auto = automatic(def, current)
+      if (auto === undefined) break
+      current = next(def, current, auto)
+      const at = key(def, current)
+      if (seen.has(at)) return { state, reason: "automatic transitions never stop" }
+      seen.add(at)
     }
   }
   return undefined
