@@ -1,6 +1,6 @@
 /**
  * Graph introspection of a machine: the control states reachable from the empty state, the transitions between them,
- * the initial and terminal event types, and a Mermaid rendering.
+ * the initial and terminal event types, the transitions from any state, and a Mermaid rendering.
  *
  * @since 0.1.0
  */
@@ -23,7 +23,8 @@ export interface Node<Tag extends string> {
 }
 
 /**
- * An allowed event between two control states.
+ * An allowed event between two control states: their keys and tags, and whether the event restarts or follows
+ * automatically.
  *
  * @since 0.1.0
  * @category models
@@ -32,6 +33,8 @@ export interface Transition<Tag extends string> {
   readonly from: string
   readonly event: Tag
   readonly to: string
+  readonly fromTags: ReadonlyArray<Tag>
+  readonly toTags: ReadonlyArray<Tag>
   readonly restarting: boolean
   readonly auto: boolean
 }
@@ -63,6 +66,8 @@ const transition = <Tag extends string>(def: Core.Definition, from: Core.Control
     from: Core.key(def, from),
     event: event as Tag,
     to: Core.key(def, to),
+    fromTags: Core.ordered(def, from) as Array<Tag>,
+    toTags: Core.ordered(def, to) as Array<Tag>,
     restarting: spec.restarting,
     auto: spec.auto
   }
@@ -93,6 +98,22 @@ export const make = <E extends Machine.Tagged, Data>(machine: Machine.Machine<E,
     return into.length > 0 && into.every((t) => terminalKeys.has(t.to))
   })
   return { states, transitions, initialEventTypes, terminalEventTypes }
+}
+
+/**
+ * Every transition from an arbitrary control state (any set of the machine's event types, reachable or not), in
+ * declaration order of the event types: what `Machine.allowedAfter` allows, with where each event leads.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const transitionsFrom = <E extends Machine.Tagged, Data>(
+  machine: Machine.Machine<E, Data>,
+  tags: Iterable<E["_tag"]>
+): ReadonlyArray<Transition<E["_tag"]>> => {
+  const def = definitionOf(machine)
+  const from: Core.Control = new Set(tags)
+  return Core.allowed(def, from).map((event) => transition<E["_tag"]>(def, from, event))
 }
 
 /**

@@ -547,3 +547,62 @@ export const decider = <E extends Tagged, Data, Command, Error>(
  */
 export const isInitial = <E extends Tagged, Data>(machine: Machine<E, Data>, eventType: E["_tag"]): boolean =>
   Rule.isInitial(machine.rules[eventType].follows)
+
+/**
+ * The initial event types of a machine, in declaration order.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const initialEventTypes = <E extends Tagged, Data>(machine: Machine<E, Data>): ReadonlyArray<E["_tag"]> =>
+  machine.eventTypes.filter((tag) => isInitial(machine, tag))
+
+/**
+ * Whether an event type follows automatically when its rule holds after another event.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const isAutomatic = <E extends Tagged, Data>(machine: Machine<E, Data>, eventType: E["_tag"]): boolean =>
+  machine.rules[eventType].auto
+
+/**
+ * The automatic event types of a machine, in declaration order.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const automaticEventTypes = <E extends Tagged, Data>(machine: Machine<E, Data>): ReadonlyArray<E["_tag"]> =>
+  machine.eventTypes.filter((tag) => isAutomatic(machine, tag))
+
+/**
+ * Whether an event type restarts: after the first event, it starts a new revision.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const isRestarting = <E extends Tagged, Data>(machine: Machine<E, Data>, eventType: E["_tag"]): boolean =>
+  machine.rules[eventType].restarting
+
+/**
+ * The fields an event type `requires`, as declared.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const requiredFields = <E extends Tagged, Data, const Tag extends E["_tag"]>(
+  machine: Machine<E, Data>,
+  eventType: Tag
+): ReadonlyArray<FieldsOf<E, Tag>> => machine.rules[eventType].requires
+
+/**
+ * The event types allowed after an arbitrary control state (any set of the machine's event types, reachable or not),
+ * in declaration order.
+ *
+ * @since 0.1.0
+ * @category introspection
+ */
+export const allowedAfter = <E extends Tagged, Data>(
+  machine: Machine<E, Data>,
+  tags: Iterable<E["_tag"]>
+): ReadonlyArray<E["_tag"]> => Core.allowed(definitionOfMachine(machine), new Set(tags)) as Array<E["_tag"]>

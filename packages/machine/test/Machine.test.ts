@@ -104,6 +104,39 @@ describe("Machine", () => {
     assert.isTrue(Machine.isInitial(machine, "Closed"))
   })
 
+  it("answers questions about its event types without digging in machine.rules", () => {
+    const machine = Machine.make(Order, {
+      Placed: { follows: Rule.anyOf(Rule.nothing(), "Closed"), requires: ["item", "note"], restarting: true },
+      Paid: { follows: Rule.event("Placed"), requires: ["amount"] },
+      Shipped: { follows: Rule.event("Paid"), auto: true },
+      Closed: { follows: Rule.event("Shipped"), auto: true }
+    })
+    assert.deepStrictEqual(Machine.initialEventTypes(machine), ["Placed"])
+    assert.deepStrictEqual(Machine.automaticEventTypes(machine), ["Shipped", "Closed"])
+    assert.isTrue(Machine.isAutomatic(machine, "Shipped"))
+    assert.isFalse(Machine.isAutomatic(machine, "Paid"))
+    assert.isTrue(Machine.isRestarting(machine, "Placed"))
+    assert.isFalse(Machine.isRestarting(machine, "Closed"))
+    assert.isTrue(Machine.isInitial(machine, "Placed"))
+    assert.isFalse(Machine.isInitial(machine, "Paid"))
+    assert.deepStrictEqual(Machine.requiredFields(machine, "Placed"), ["item", "note"])
+    assert.deepStrictEqual(Machine.requiredFields(machine, "Shipped"), [])
+    // Any set of tags, reachable or not ([Placed, Shipped] is not).
+    assert.deepStrictEqual(Machine.allowedAfter(machine, ["Placed", "Shipped"]), ["Paid", "Closed"])
+    assert.deepStrictEqual(Machine.allowedAfter(machine, []), ["Placed"])
+    assert.deepStrictEqual(
+      Graph.transitionsFrom(machine, ["Placed", "Shipped"]).map((t) => [t.event, t.toTags, t.auto, t.restarting]),
+      [
+        ["Paid", ["Paid"], false, false],
+        ["Closed", ["Closed"], true, false]
+      ]
+    )
+    assert.deepStrictEqual(
+      Graph.transitionsFrom(machine, ["Closed"]).map((t) => `${t.from} --${t.event}--> ${t.to}`),
+      ["[Closed] --Placed--> [Placed]"]
+    )
+  })
+
   it("refuses an automatic event that does not decode from the fields of the event that triggered it", () => {
     const Parcel = Schema.TaggedUnion({
       Packed: { carrier: Schema.optional(Schema.String) },
