@@ -1,5 +1,7 @@
 /**
  * The `accumulate` grammar: how an event changes the control state (the set of event types accumulated so far).
+ * Where the grammar cannot say it, `custom(name, f)` is the escape hatch: a named function of the control state and
+ * the event type, evaluated like the rest and shown by its name.
  *
  * @since 0.1.0
  */
@@ -79,6 +81,19 @@ export interface Compose<out Tag extends string> {
 }
 
 /**
+ * A named function from the control state and the event type to the next control state, for accumulations the
+ * grammar cannot say. It must be pure: the graph and the generators evaluate it on every state they visit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Custom<Tag extends string> {
+  readonly _tag: "Custom"
+  readonly name: string
+  apply(tags: ReadonlySet<Tag>, eventType: Tag): Iterable<Tag>
+}
+
+/**
  * An `accumulate` rule over the event types `Tag`.
  *
  * @since 0.1.0
@@ -92,15 +107,17 @@ export type Accumulate<Tag extends string> =
   | Addition<Tag>
   | Difference<Tag>
   | Compose<Tag>
+  | Custom<Tag>
 
 /**
  * The tags named by an accumulation (or a union of them). It does not distribute over the cases of `Accumulate`, so
- * the tag-less ones (`current()`, `keep()`, `union()`) add nothing instead of widening the result to `string`.
+ * the tag-less ones (`current()`, `keep()`, `union()`) add nothing instead of widening the result to `string`; a
+ * custom accumulation names none (its type parameter only types its function).
  *
  * @since 0.1.0
  * @category type-level
  */
-export type TagsOf<A> = [A] extends [Accumulate<infer T>] ? T : never
+export type TagsOf<A> = [Exclude<A, Custom<string>>] extends [Accumulate<infer T>] ? T : never
 
 /**
  * `current()`: the state becomes `{tag}` (the default).
@@ -170,6 +187,22 @@ export const compose = <const Steps extends ReadonlyArray<Accumulate<string>>>(
 })
 
 /**
+ * `custom(name, f)`: the state becomes `f(state, eventType)`, the escape hatch for an accumulation the grammar cannot
+ * say (microcosm-eventsource accepts any function as `accumulate`). The name shows in `format` and in diagrams.
+ * Written directly as an `accumulate`, its tags are the machine's event types (returning an unknown tag does not
+ * compile); defined apart or nested in `compose`, give them as the type argument:
+ * `custom<TaskTag>("reopen", (tags) => [...tags, "Created"])`. Building the machine still refuses one that leads to
+ * an unknown event type.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const custom = <Tag extends string = string>(
+  name: string,
+  f: (tags: ReadonlySet<Tag>, eventType: Tag) => Iterable<Tag>
+): Custom<Tag> => ({ _tag: "Custom", name, apply: f })
+
+/**
  * Applies an accumulation for an event of type `tag` to a control state.
  *
  * @since 0.1.0
@@ -198,6 +231,25 @@ export const apply = <Tag extends string>(
     }
     case "Compose":
       return accumulate.steps.reduce<ReadonlySet<string>>((acc, step) => apply(step, tag, acc), tags)
+    case "Custom":
+      return new Set(accumulate.apply(tags as ReadonlySet<Tag>, tag as Tag))
+  }
+}
+
+/**
+ * The names of the custom accumulations in an accumulation, in the order they are written.
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
+export const customNames = <Tag extends string>(accumulate: Accumulate<Tag>): ReadonlyArray<string> => {
+  switch (accumulate._tag) {
+    case "Compose":
+      return accumulate.steps.flatMap(customNames)
+    case "Custom":
+      return [accumulate.name]
+    default:
+      return []
   }
 }
 
@@ -223,5 +275,7 @@ export const format = <Tag extends string>(accumulate: Accumulate<Tag>): string 
       return `difference(${accumulate.tags.map((t) => `"${t}"`).join(", ")})`
     case "Compose":
       return `compose(${accumulate.steps.map(format).join(", ")})`
+    case "Custom":
+      return `custom("${accumulate.name}")`
   }
 }

@@ -1,11 +1,14 @@
 /**
  * Graph introspection of a machine: the control states reachable from the empty state, the transitions between them,
- * the initial and terminal event types, the transitions from any state, and a Mermaid rendering.
+ * the initial and terminal event types, the transitions from any state, and a Mermaid rendering. Named predicates and
+ * custom accumulations are evaluated on every state visited (not analysed), so the graph is exact for them too.
  *
  * @since 0.1.0
  */
+import * as Accumulate from "./Accumulate.ts"
 import * as Core from "./internal/core.ts"
 import type * as Machine from "./Machine.ts"
+import * as Rule from "./Rule.ts"
 
 /**
  * A reachable control state. `key` is `*` for the empty state (where every history starts, and where
@@ -23,8 +26,8 @@ export interface Node<Tag extends string> {
 }
 
 /**
- * An allowed event between two control states: their keys and tags, and whether the event restarts or follows
- * automatically.
+ * An allowed event between two control states: their keys and tags, whether the event restarts or follows
+ * automatically, and the names of the predicates in its rule and of its custom accumulations (`custom`).
  *
  * @since 0.1.0
  * @category models
@@ -37,6 +40,7 @@ export interface Transition<Tag extends string> {
   readonly toTags: ReadonlyArray<Tag>
   readonly restarting: boolean
   readonly auto: boolean
+  readonly custom: ReadonlyArray<string>
 }
 
 /**
@@ -69,7 +73,8 @@ const transition = <Tag extends string>(def: Core.Definition, from: Core.Control
     fromTags: Core.ordered(def, from) as Array<Tag>,
     toTags: Core.ordered(def, to) as Array<Tag>,
     restarting: spec.restarting,
-    auto: spec.auto
+    auto: spec.auto,
+    custom: [...Rule.predicateNames(spec.follows), ...Accumulate.customNames(spec.accumulate)]
   }
 }
 
@@ -127,9 +132,9 @@ export const edges = <Tag extends string>(graph: Graph<Tag>): ReadonlyArray<stri
 
 /**
  * Draws a machine as a Mermaid `stateDiagram-v2`: the empty state is `[*]`, each reachable control state a node
- * labelled with its tags, each allowed event an edge (restarting ones marked `↺`, automatic ones `(auto)`), and
- * terminal states lead to `[*]`. When an event leads back to the empty state, the empty state is drawn as a node of
- * its own, `empty`, entered from `[*]`.
+ * labelled with its tags, each allowed event an edge (restarting ones marked `↺`, automatic ones `(auto)`, and the
+ * names of named predicates and custom accumulations in brackets), and terminal states lead to `[*]`. When an event
+ * leads back to the empty state, the empty state is drawn as a node of its own, `empty`, entered from `[*]`.
  *
  * @since 0.1.0
  * @category rendering
@@ -148,7 +153,8 @@ export const toMermaid = <E extends Machine.Tagged, Data>(machine: Machine.Machi
     if (!state.initial) lines.push(`  state "${state.tags.join(", ")}" as ${ids.get(state.key)}`)
   }
   for (const t of graph.transitions) {
-    const marks = `${t.restarting ? " ↺" : ""}${t.auto ? " (auto)" : ""}`
+    const custom = t.custom.length > 0 ? ` [${t.custom.join(", ")}]` : ""
+    const marks = `${t.restarting ? " ↺" : ""}${t.auto ? " (auto)" : ""}${custom}`
     lines.push(`  ${ids.get(t.from)} --> ${ids.get(t.to)}: ${t.event}${marks}`)
   }
   for (const state of graph.states) {

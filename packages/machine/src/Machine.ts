@@ -19,7 +19,9 @@ import * as Rule from "./Rule.ts"
 /**
  * An event that the machine's rules do not allow in the current state. The message is microcosm-eventsource's:
  * `Event type 'Started' may not follow [Created]`, or `Event type 'Assigned' may not be initial` when the control
- * state is empty (`initial`).
+ * state is empty (`initial`). `rule` is the event type's `follows` as written and `predicates` the names of the named
+ * predicates in it; when there are any, the message ends with the rule, since the state alone no longer explains the
+ * refusal.
  *
  * @since 0.1.0
  * @category errors
@@ -31,7 +33,9 @@ export class IllegalTransition extends Schema.TaggedError<IllegalTransition>("@e
     state: Schema.Array(Schema.String),
     revision: Schema.Number,
     initial: Schema.Boolean,
-    allowed: Schema.Array(Schema.String)
+    allowed: Schema.Array(Schema.String),
+    rule: Schema.String,
+    predicates: Schema.Array(Schema.String)
   }
 ) {
   /**
@@ -40,9 +44,10 @@ export class IllegalTransition extends Schema.TaggedError<IllegalTransition>("@e
    * @since 0.1.0
    */
   override get message(): string {
-    return this.initial
+    const refusal = this.initial
       ? `Event type '${this.eventType}' may not be initial`
       : `Event type '${this.eventType}' may not follow [${this.state.join(", ")}]`
+    return this.predicates.length > 0 ? `${refusal} (it follows ${this.rule})` : refusal
   }
 }
 
@@ -89,7 +94,8 @@ export class InvalidAutomaticEvent extends Schema.TaggedError<InvalidAutomaticEv
 
 /**
  * A machine rejected when it was built: in the named state, reached by an event, an automatic transition competes
- * with another transition, or automatic transitions never stop.
+ * with another transition, or automatic transitions never stop; or from the named state a custom accumulation leads
+ * to an event type the machine does not have.
  *
  * @since 0.1.0
  * @category errors
@@ -382,7 +388,9 @@ const build = <E extends Tagged, Data>(
           state: [...state.tags],
           revision: state.revision,
           initial: control.size === 0,
-          allowed: Core.allowed(def, control)
+          allowed: Core.allowed(def, control),
+          rule: spec === undefined ? "" : Rule.format(spec.follows),
+          predicates: spec === undefined ? [] : Rule.predicateNames(spec.follows)
         })
       )
     }
@@ -462,9 +470,9 @@ const build = <E extends Tagged, Data>(
 
 /**
  * Builds a machine, or fails with `InvalidMachine` naming a state, reached by an event, where an automatic transition
- * competes with another one or automatic transitions never stop. Every event type of the union needs a rule; rules
- * may only name event types of the union, and `requires` only fields of the event's Schema (both checked by the
- * compiler).
+ * competes with another one or automatic transitions never stop (or where a custom accumulation leads to an unknown
+ * event type). Every event type of the union needs a rule; rules may only name event types of the union, and
+ * `requires` only fields of the event's Schema (both checked by the compiler).
  *
  * @since 0.1.0
  * @category constructors
@@ -475,7 +483,8 @@ export const makeResult = <E extends Tagged>(
 ): Result.Result<Machine<E>, InvalidMachine> => {
   const eventTypes = Object.keys(schema.cases) as Array<E["_tag"]>
   const def = definitionOf(eventTypes, rules as unknown as Readonly<Record<string, TagRule<string, string>>>)
-  const problem = Core.checkAutomatic(def, Core.explore(def))
+  const explored = Core.explore(def)
+  const problem = Core.checkTags(def, explored) ?? Core.checkAutomatic(def, explored)
   if (problem !== undefined) return Result.fail(new InvalidMachine(problem))
   const data = latestFields<E>((tag) => def.specs[tag]!.restarting)
   return Result.succeed(build(schema, def, data))

@@ -32,4 +32,28 @@ describe("Rule", () => {
     // microcosm decides this from the syntax; a bare butNot holds on an empty history, so here it is initial
     assert.isTrue(isInitial(butNot("X")))
   })
+
+  it("a named predicate is evaluated on the tags, counts for initial-ness, and shows by its name", () => {
+    const crowded = Rule.predicate("crowded", (tags) => tags.size >= 2)
+    assert.isTrue(holds(crowded, state("A", "B")))
+    assert.isFalse(holds(crowded, state("A")))
+    assert.isFalse(isInitial(crowded))
+    assert.isTrue(isInitial(anyOf(nothing(), crowded)))
+    const rule = allOf("A", butNot(crowded))
+    assert.isTrue(holds(rule, state("A")))
+    assert.isFalse(holds(rule, state("A", "B")))
+    assert.strictEqual(Rule.format(rule), 'allOf(event("A"), butNot(predicate("crowded")))')
+    assert.deepStrictEqual(
+      Rule.predicateNames(
+        anyOf(
+          crowded,
+          allOf(
+            "A",
+            Rule.predicate("odd", () => true)
+          )
+        )
+      ),
+      ["crowded", "odd"]
+    )
+  })
 })

@@ -63,4 +63,38 @@ describe("type-level guarantees (compiled by tsc -b)", () => {
     assert.deepStrictEqual(machine.eventTypes, ["Created", "Assigned", "Unassigned"])
     assert.strictEqual(typeof wrongName, "function")
   })
+
+  it("types a named predicate and a custom accumulation on the machine's tags", () => {
+    type LightTag = (typeof Light.Type)["_tag"]
+    const machine = Machine.make(Light, {
+      Installed: { follows: Rule.nothing() },
+      SwitchedOn: { follows: Rule.predicate("installed", (tags) => tags.has("Installed") || tags.has("SwitchedOff")) },
+      SwitchedOff: {
+        follows: Rule.anyOf(
+          "SwitchedOn",
+          Rule.predicate<LightTag>("never", (tags) => tags.has("Installed") && false)
+        ),
+        accumulate: Accumulate.custom("back to installed", (tags, eventType) =>
+          eventType === "SwitchedOff" && tags.has("SwitchedOn") ? ["Installed"] : tags
+        )
+      }
+    })
+    const typoInPredicate = () =>
+      Machine.make(Light, {
+        Installed: { follows: Rule.nothing() },
+        // @ts-expect-error "Dimmed" is not an event type of the union
+        SwitchedOn: { follows: Rule.predicate("dimmed", (tags) => tags.has("Dimmed")) },
+        SwitchedOff: { follows: Rule.event("SwitchedOn") }
+      })
+    const unknownTagFromCustom = () =>
+      Machine.make(Light, {
+        Installed: { follows: Rule.nothing() },
+        SwitchedOn: { follows: Rule.event("Installed") },
+        // @ts-expect-error a custom accumulation may only return event types of the union
+        SwitchedOff: { follows: Rule.event("SwitchedOn"), accumulate: Accumulate.custom("dim", () => ["Dimmed"]) }
+      })
+    assert.deepStrictEqual(Machine.allowedAfter(machine, ["Installed"]), ["SwitchedOn"])
+    assert.strictEqual(typeof typoInPredicate, "function")
+    assert.strictEqual(typeof unknownTagFromCustom, "function")
+  })
 })

@@ -85,6 +85,27 @@ export const explore = (def: Definition): Explored => {
 }
 
 /**
+ * Finds the first transition that leads to an event type the machine does not have (only a custom accumulation whose
+ * tags were not checked by the compiler can). @internal
+ */
+export const checkTags = (
+  def: Definition,
+  explored: Explored
+): { readonly state: string; readonly reason: string } | undefined => {
+  const known = new Set(def.tags)
+  for (const edge of explored.edges) {
+    const unknown = [...explored.nodes.get(edge.to)!].filter((tag) => !known.has(tag))
+    if (unknown.length > 0) {
+      return {
+        state: edge.from,
+        reason: `'${edge.event}' leads to unknown event types ${unknown.map((t) => `'${t}'`).join(", ")}`
+      }
+    }
+  }
+  return undefined
+}
+
+/**
  * Finds the first state reached by an event where an automatic transition competes with another transition, or
  * where automatic transitions loop forever. Automatic events only ever follow an event, so the empty state counts
  * only when some event leads into it (as in microcosm-eventsource, whose check walks the states after each event).
