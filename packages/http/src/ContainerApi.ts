@@ -16,6 +16,7 @@
  */
 import { Graph, Machine } from "@evently/machine"
 import { CommandHandler, EventCodec, EventStore, StreamName, type Subscriptions } from "@evently/store"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
@@ -26,7 +27,8 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
-import type * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRespondable from "effect/http/HttpServerRespondable"
 import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -40,6 +42,8 @@ import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as ContainerIndex from "./ContainerIndex.ts"
+import * as EntityTags from "./internal/entityTags.ts"
+import * as Idempotency from "./internal/idempotency.ts"
 import * as Problem from "./Problem.ts"
 
 /**
@@ -165,14 +169,15 @@ export const MachineGraph = Schema.Struct({
 }).annotate({ identifier: "MachineGraph" })
 
 /**
- * Guards every request of the resources: bodies larger than the limit fail with 413 before they are read, and a
- * request that does not decode fails with a 400 problem naming each bad field.
+ * Guards every request of the resources: bodies larger than the limit fail with 413 before they are read, a body of
+ * another media type than JSON with 415, a request that does not decode with a 400 problem naming each bad field, and
+ * an unexpected failure (a defect) with a 500 problem, logged. Every error is `application/problem+json`.
  *
  * @since 0.1.0
  * @category middleware
  */
 export class RequestGuard extends HttpApiMiddleware.Service<RequestGuard>()("@evently/http/ContainerApi/RequestGuard", {
-  error: [Problem.InvalidRequest, Problem.PayloadTooLarge]
+  error: [Problem.InvalidRequest, Problem.PayloadTooLarge, Problem.UnsupportedMediaType, Problem.InternalError]
 }) {}
 
 /**
@@ -241,9 +246,26 @@ const isBodyTooLarge = (defect: unknown): boolean =>
   defect.reason._tag === "RequestParseError" &&
   defect.reason.reason === "BodyTooLarge"
 
+const unsupportedMediaType = (contentType: string) =>
+  new Problem.UnsupportedMediaType({
+    tag: "UnsupportedMediaType",
+    contentType,
+    supported: ["application/json"],
+    detail: `The request body is ${contentType === "" ? "of no media type" : contentType}; send application/json`
+  })
+
+const internalError = (defect: unknown): Effect.Effect<never, Problem.InternalError> =>
+  Effect.andThen(
+    Effect.logError("Unexpected failure while handling a request", Cause.die(defect)),
+    Effect.fail(
+      new Problem.InternalError({ tag: "InternalError", detail: "The server failed unexpectedly; see its log" })
+    )
+  )
+
 /**
  * The layer of {@link RequestGuard}: a body over `maxBodyBytes` (by `Content-Length`, or while it is read) is a 413
- * problem, a request that does not decode a 400 problem.
+ * problem, a body that is not `application/json` a 415 problem, a request that does not decode a 400 problem, and a
+ * defect a 500 problem (the defect is logged, not sent).
  *
  * @since 0.1.0
  * @category layers
@@ -256,14 +278,20 @@ export const layerRequestGuard = (maxBodyBytes: number = defaultMaxBodyBytes): L
       if (Number.isFinite(length) && length > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
       return yield* httpEffect.pipe(
         Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodyBytes as never),
+        // The endpoints answer 415 (as text/plain) for a body they cannot read; nothing else of theirs is a 415.
+        Effect.flatMap((response) =>
+          response.status === 415
+            ? Effect.fail(unsupportedMediaType(request.headers["content-type"] ?? ""))
+            : Effect.succeed(response)
+        ),
         Effect.catch((error) => {
           if (!HttpApiError.HttpApiSchemaError.is(error) || error.kind === "Body" || error.kind === "ResponseHeaders") {
             return Effect.fail(error)
           }
           return Effect.fail(schemaProblem(error))
         }),
-        Effect.catchDefect((defect) =>
-          isBodyTooLarge(defect) ? Effect.fail(tooLarge(maxBodyBytes)) : Effect.die(defect)
+        Effect.catchDefect((defect): Effect.Effect<never, Problem.PayloadTooLarge | Problem.InternalError> =>
+          isBodyTooLarge(defect) ? Effect.fail(tooLarge(maxBodyBytes)) : internalError(defect)
         )
       )
     })) as never)
@@ -280,7 +308,9 @@ type RunProblem =
   | Problem.AlreadyExists
   | Problem.PreconditionFailed
   | Problem.Contended
+  | Problem.IdempotencyKeyReused
   | Problem.Unavailable
+  | Problem.UnreadableEvent
 
 /** `*`, or the versions an `If-Match` / `If-None-Match` names (`"3"`, `W/"3"` for If-None-Match), or nothing valid. */
 type EntityTags = "*" | ReadonlyArray<number>
@@ -350,6 +380,30 @@ const notFound = (id: string, what = `No container '${id}'`) =>
 const unavailable = (error: { readonly _tag: string; readonly message: string }) =>
   new Problem.Unavailable({ tag: error._tag, detail: error.message })
 
+/**
+ * A failed read as a problem: a stored event that cannot be read (a damaged row, or one the codec does not decode)
+ * names its position; anything else is the store being unavailable.
+ */
+const readProblem = (error: {
+  readonly _tag: string
+  readonly message: string
+}): Problem.UnreadableEvent | Problem.Unavailable =>
+  error instanceof EventStore.UnreadableEvent || error instanceof EventCodec.EventDecodeError
+    ? new Problem.UnreadableEvent({
+        tag: error._tag,
+        position: String(error.position),
+        stream: error.stream,
+        detail: error.message
+      })
+    : unavailable(error)
+
+const keyReused = (key: string) =>
+  new Problem.IdempotencyKeyReused({
+    tag: "IdempotencyKeyReused",
+    key,
+    detail: `Idempotency-Key '${key}' was already used for another request on this resource; nothing was written`
+  })
+
 const commandErrors = [
   Problem.NotFound,
   Problem.IllegalTransition,
@@ -357,7 +411,9 @@ const commandErrors = [
   Problem.Contended,
   Problem.PreconditionFailed,
   Problem.PreconditionRequired,
-  Problem.Unavailable
+  Problem.IdempotencyKeyReused,
+  Problem.Unavailable,
+  Problem.UnreadableEvent
 ] as const
 
 /**
@@ -401,7 +457,7 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
         params: { id: Id },
         headers: { "if-none-match": Schema.optional(Schema.String) },
         success: [HttpApiSchema.WithHeaders(Container, { etag: Schema.String }), HttpApiSchema.Empty(304)],
-        error: [Problem.NotFound, Problem.Unavailable]
+        error: [Problem.NotFound, Problem.Unavailable, Problem.UnreadableEvent]
       }),
       HttpApiEndpoint.post("append", "/:id/events", {
         params: { id: Id },
@@ -421,12 +477,12 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
           order: Schema.optional(Schema.Literals(["asc", "desc"]))
         },
         success: EventPage,
-        error: [Problem.NotFound, Problem.Unavailable]
+        error: [Problem.NotFound, Problem.Unavailable, Problem.UnreadableEvent]
       }),
       HttpApiEndpoint.get("event", "/:id/events/:n", {
         params: { id: Id, n: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)) },
         success: RecordedEvent,
-        error: [Problem.NotFound, Problem.Unavailable]
+        error: [Problem.NotFound, Problem.Unavailable, Problem.UnreadableEvent]
       })
     )
     .middleware(RequestGuard)
@@ -499,6 +555,60 @@ export interface ContainerApi<Name extends string, E extends Machine.Tagged> {
   >
 }
 
+/** The methods the router dispatches on, and those each resource takes. */
+const routedMethods = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const
+type RoutedMethod = (typeof routedMethods)[number]
+
+const resourcesOf = (name: string): ReadonlyArray<readonly [HttpRouter.PathInput, ReadonlyArray<RoutedMethod>]> => [
+  [`/${name}`, ["GET", "POST"]],
+  [`/${name}/graph`, ["GET"]],
+  [`/${name}/:id`, ["GET"]],
+  [`/${name}/:id/events`, ["GET", "POST"]],
+  [`/${name}/:id/events/:n`, ["GET"]]
+]
+
+/**
+ * The routes that answer what no endpoint does under `/{name}`, as problems: a method a resource does not take is 405
+ * (with `Allow`), any other path 404. Without them the router answers with an empty body.
+ */
+const layerFallback = (name: string) =>
+  HttpRouter.addAll([
+    ...resourcesOf(name).flatMap(([path, allowed]) =>
+      routedMethods
+        .filter((method) => !allowed.includes(method))
+        .map((method) =>
+          HttpRouter.route(
+            method,
+            path,
+            Effect.map(
+              HttpServerRespondable.toResponse(
+                new Problem.MethodNotAllowed({
+                  tag: "MethodNotAllowed",
+                  method,
+                  allow: allowed,
+                  detail: `${method} is not allowed here (the log is immutable); allowed: ${allowed.join(", ")}`
+                })
+              ),
+              HttpServerResponse.setHeader("allow", allowed.join(", "))
+            )
+          )
+        )
+    ),
+    ...routedMethods.map((method) =>
+      HttpRouter.route(method, `/${name}/:id/:rest/*`, (request) => {
+        const path = request.url.split("?")[0]!
+        return HttpServerRespondable.toResponse(
+          new Problem.NoRoute({
+            tag: "NoRoute",
+            method,
+            path: path.length > 200 ? `${path.slice(0, 200)}…` : path,
+            detail: `No resource has the path ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`
+          })
+        )
+      })
+    )
+  ])
+
 const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
   const { name, machine, codec } = options
   const category = options.category ?? name.replace(/s$/, "")
@@ -523,79 +633,112 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
       const commands = yield* CommandHandler.make({ decider, codec })
       const index = yield* Index
 
-      const run = (command: Command<Machine.Tagged>, idempotencyKey: string | undefined) =>
-        commands.handle(streamOf(command.id), command, { commandId: idempotencyKey }).pipe(
-          Effect.catch((error): Effect.Effect<never, RunProblem> => {
-            if (error instanceof Machine.IllegalTransition) {
-              return Effect.fail(
-                new Problem.IllegalTransition({
-                  tag: error._tag,
-                  eventType: error.eventType,
-                  state: error.state,
-                  revision: error.revision,
-                  allowed: error.allowed,
-                  detail: error.message
-                })
-              )
-            }
-            if (error instanceof Machine.MissingRequiredField) {
-              return Effect.fail(
-                invalidRequest(
-                  error._tag,
-                  error.fields.map((field) => ({
-                    path: ["payload", field],
-                    message: `Event type '${error.eventType}' requires field '${field}'`
-                  }))
-                )
-              )
-            }
-            if (error instanceof Machine.InvalidAutomaticEvent) {
-              return Effect.fail(invalidRequest(error._tag, [{ path: ["payload"], message: error.message }]))
-            }
-            if (error instanceof Missing) return Effect.fail(notFound(error.id))
-            if (error instanceof Exists) {
-              return Effect.fail(
-                new Problem.AlreadyExists({
-                  tag: "AlreadyExists",
-                  id: error.id,
-                  version: error.version,
-                  detail: `Container '${error.id}' already exists (version ${error.version})`
-                })
-              )
-            }
-            if (error instanceof Stale) {
-              return Effect.fail(
-                new Problem.PreconditionFailed({
-                  tag: "PreconditionFailed",
-                  expected: error.expected,
-                  actual: error.actual,
-                  detail: `If-Match ${error.expected} does not match the current version ${etagOf(error.actual)}`
-                })
-              )
-            }
-            if (error instanceof CommandHandler.ConcurrencyRetriesExhausted) {
-              return Effect.fail(
-                new Problem.Contended({ tag: error._tag, attempts: error.attempts, detail: error.message })
-              )
-            }
-            if (error instanceof EventStore.EventIdConflict) {
-              return Effect.fail(
-                invalidRequest(error._tag, [
-                  { path: ["headers", "idempotency-key"], message: "the key was used for another request" }
-                ])
-              )
-            }
-            if (error instanceof EventStore.InvalidEvent) {
-              return Effect.fail(invalidRequest(error._tag, [{ path: ["payload"], message: error.reason }]))
-            }
-            return Effect.fail(unavailable(error))
-          }),
-          Effect.map((handled) => toContainer(machine, command.id, handled.state))
+      /** The fingerprint of a request under an idempotency key: its endpoint, its container and its event. */
+      const fingerprintOf = (command: Command<Machine.Tagged>, event: Machine.Tagged) =>
+        codec.encode(event).pipe(
+          Effect.orDie,
+          Effect.flatMap((encoded) =>
+            Idempotency.fingerprint({ endpoint: command.create ? "create" : "append", id: command.id, event: encoded })
+          )
         )
+
+      /**
+       * Whether the first handling of an idempotency key was this request: the fingerprint stored with its first
+       * event, or (for events stored without one) that event compared with this request's.
+       */
+      const isSameRequest = Effect.fnUntraced(function* (
+        command: Command<Machine.Tagged>,
+        fingerprint: string,
+        handled: CommandHandler.Handled<Machine.Tagged, unknown>
+      ) {
+        const from = handled.version - handled.events.length + 1
+        const first = yield* Stream.runHead(store.readStream(streamOf(command.id), { from, limit: 1 })).pipe(
+          Effect.mapError(readProblem)
+        )
+        const stored = first._tag === "Some" ? first.value.metadata.headers?.[Idempotency.header] : undefined
+        if (stored !== undefined) return stored === fingerprint
+        const event = handled.events[0]
+        return event === undefined || (yield* fingerprintOf(command, event)) === fingerprint
+      })
+
+      const run = Effect.fnUntraced(function* (command: Command<Machine.Tagged>, idempotencyKey: string | undefined) {
+        const fingerprint = idempotencyKey === undefined ? undefined : yield* fingerprintOf(command, command.event)
+        const handled = yield* commands
+          .handle(streamOf(command.id), command, {
+            commandId: idempotencyKey,
+            headers: fingerprint === undefined ? undefined : { [Idempotency.header]: fingerprint }
+          })
+          .pipe(
+            Effect.catch((error): Effect.Effect<never, RunProblem> => {
+              if (error instanceof Machine.IllegalTransition) {
+                return Effect.fail(
+                  new Problem.IllegalTransition({
+                    tag: error._tag,
+                    eventType: error.eventType,
+                    state: error.state,
+                    revision: error.revision,
+                    allowed: error.allowed,
+                    detail: error.message
+                  })
+                )
+              }
+              if (error instanceof Machine.MissingRequiredField) {
+                return Effect.fail(
+                  invalidRequest(
+                    error._tag,
+                    error.fields.map((field) => ({
+                      path: ["payload", field],
+                      message: `Event type '${error.eventType}' requires field '${field}'`
+                    }))
+                  )
+                )
+              }
+              if (error instanceof Machine.InvalidAutomaticEvent) {
+                return Effect.fail(invalidRequest(error._tag, [{ path: ["payload"], message: error.message }]))
+              }
+              if (error instanceof Missing) return Effect.fail(notFound(error.id))
+              if (error instanceof Exists) {
+                return Effect.fail(
+                  new Problem.AlreadyExists({
+                    tag: "AlreadyExists",
+                    id: error.id,
+                    version: error.version,
+                    detail: `Container '${error.id}' already exists (version ${error.version})`
+                  })
+                )
+              }
+              if (error instanceof Stale) {
+                return Effect.fail(
+                  new Problem.PreconditionFailed({
+                    tag: "PreconditionFailed",
+                    expected: error.expected,
+                    actual: error.actual,
+                    detail: `If-Match ${error.expected} does not match the current version ${etagOf(error.actual)}`
+                  })
+                )
+              }
+              if (error instanceof CommandHandler.ConcurrencyRetriesExhausted) {
+                return Effect.fail(
+                  new Problem.Contended({ tag: error._tag, attempts: error.attempts, detail: error.message })
+                )
+              }
+              // The event ids derived from the key are stored with other content: the key's first request differed.
+              if (error instanceof EventStore.EventIdConflict) return Effect.fail(keyReused(idempotencyKey ?? ""))
+              if (error instanceof EventStore.InvalidEvent) {
+                return Effect.fail(invalidRequest(error._tag, [{ path: ["payload"], message: error.reason }]))
+              }
+              return Effect.fail(readProblem(error))
+            })
+          )
+        if (handled.duplicate && idempotencyKey !== undefined && fingerprint !== undefined) {
+          if (!(yield* isSameRequest(command, fingerprint, handled))) return yield* keyReused(idempotencyKey)
+        }
+        return toContainer(machine, command.id, handled.state)
+      })
 
       const load = (id: string) =>
         commands.load(streamOf(id)).pipe(
-          Effect.mapError(unavailable),
+          Effect.mapError(readProblem),
           Effect.flatMap((loaded) => (loaded.version === 0 ? Effect.fail(notFound(id)) : Effect.succeed(loaded)))
         )
 
@@ -652,6 +795,14 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
               detail: "This server requires If-Match on appends: GET the container and send its ETag"
             })
           }
+          if (ifMatch !== undefined && EntityTags.parse(ifMatch) === undefined) {
+            return yield* invalidRequest("InvalidIfMatch", [
+              {
+                path: ["headers", "if-match"],
+                message: `expected * or version ETags such as "3", got ${JSON.stringify(ifMatch)}`
+              }
+            ])
+          }
           const command: Command<Machine.Tagged> = { id: params.id, event: payload, create: false, ifMatch }
           // A conditional append decides against the version the client saw: a concurrent change fails it with 412
           // on the next attempt (the retry reloads and the version no longer matches), never appends on top.
@@ -671,7 +822,7 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
                 limit
               })
             : store.readStream(streamOf(params.id), { from: (after ?? 0) + 1, limit })
-          const items = (yield* Stream.runCollect(read).pipe(Effect.mapError(unavailable))).map(toRecordedEvent)
+          const items = (yield* Stream.runCollect(read).pipe(Effect.mapError(readProblem))).map(toRecordedEvent)
           const last = items[items.length - 1]
           const more =
             last !== undefined && items.length === limit && (descending ? last.version > 1 : last.version < version)
@@ -679,7 +830,7 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
         }),
         event: Effect.fnUntraced(function* ({ params }) {
           const found = yield* Stream.runHead(store.readStream(streamOf(params.id), { from: params.n, limit: 1 })).pipe(
-            Effect.mapError(unavailable)
+            Effect.mapError(readProblem)
           )
           if (found._tag === "None") {
             return yield* notFound(params.id, `Container '${params.id}' has no event ${params.n}`)
@@ -703,7 +854,9 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
   const openapiPath = options.openapiPath === false ? undefined : (options.openapiPath ?? "/openapi.json")
   const docs =
     options.docsPath === false ? Layer.empty : HttpApiScalar.layer(api, { path: options.docsPath ?? "/docs" })
-  const routes = Layer.mergeAll(HttpApiBuilder.layer(api, { openapiPath }), docs).pipe(Layer.provideMerge(handlers))
+  const routes = Layer.mergeAll(HttpApiBuilder.layer(api, { openapiPath }), docs, layerFallback(name)).pipe(
+    Layer.provideMerge(handlers)
+  )
 
   return { name, category, api, handlers, routes }
 }

@@ -133,8 +133,8 @@ export class PreconditionRequired extends HttpApiError.Problem<PreconditionRequi
 ) {}
 
 /**
- * The event store failed (or a stored event does not decode); the request may or may not have been applied when it
- * was an append: retry it with the same `Idempotency-Key`.
+ * The event store failed; the request may or may not have been applied when it was an append: retry it with the
+ * same `Idempotency-Key`. (A stored event that cannot be read is an {@link UnreadableEvent}.)
  *
  * @since 0.1.0
  * @category problems
@@ -142,5 +142,81 @@ export class PreconditionRequired extends HttpApiError.Problem<PreconditionRequi
 export class Unavailable extends HttpApiError.Problem<Unavailable>()(
   "Unavailable",
   { type: "urn:evently:problem:unavailable", status: 503, title: "Service unavailable" },
+  { tag: Schema.String }
+) {}
+
+/**
+ * A stored event of the container cannot be read: its row was damaged outside evently (`tag` `UnreadableEvent`), or
+ * it does not decode with the machine's event codec (`tag` `EventDecodeError`). `position` (a 64-bit integer, as a
+ * string) and `stream` say which one; retrying does not help until the row is fixed.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class UnreadableEvent extends HttpApiError.Problem<UnreadableEvent>()(
+  "UnreadableEvent",
+  { type: "urn:evently:problem:unreadable-event", status: 500, title: "Unreadable stored event" },
+  { tag: Schema.String, position: Schema.String, stream: Schema.String }
+) {}
+
+/**
+ * The `Idempotency-Key` was already used for another request on this resource (another event, or another endpoint);
+ * nothing was written. A retry must send the same request with the same key; a new request needs a new key.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class IdempotencyKeyReused extends HttpApiError.Problem<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  { type: "urn:evently:problem:idempotency-key-reused", status: 422, title: "Idempotency key reused" },
+  { tag: Schema.String, key: Schema.String }
+) {}
+
+/**
+ * The request body's `Content-Type` is not one the endpoint reads; `supported` lists those it does.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class UnsupportedMediaType extends HttpApiError.Problem<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { type: "urn:evently:problem:unsupported-media-type", status: 415, title: "Unsupported media type" },
+  { tag: Schema.String, contentType: Schema.String, supported: Schema.Array(Schema.String) }
+) {}
+
+/**
+ * No resource of the container type has this path.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class NoRoute extends HttpApiError.Problem<NoRoute>()(
+  "NoRoute",
+  { type: "urn:evently:problem:no-route", status: 404, title: "No such resource" },
+  { tag: Schema.String, method: Schema.String, path: Schema.String }
+) {}
+
+/**
+ * The resource does not take this method; `allow` (and the `Allow` header) names the methods it takes. The log is
+ * immutable: no resource takes PUT, PATCH or DELETE.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class MethodNotAllowed extends HttpApiError.Problem<MethodNotAllowed>()(
+  "MethodNotAllowed",
+  { type: "urn:evently:problem:method-not-allowed", status: 405, title: "Method not allowed" },
+  { tag: Schema.String, method: Schema.String, allow: Schema.Array(Schema.String) }
+) {}
+
+/**
+ * The server failed in a way it did not expect (a defect); the details are in its log, not in the response.
+ *
+ * @since 0.2.0
+ * @category problems
+ */
+export class InternalError extends HttpApiError.Problem<InternalError>()(
+  "InternalError",
+  { type: "urn:evently:problem:internal-error", status: 500, title: "Internal error" },
   { tag: Schema.String }
 ) {}
