@@ -185,13 +185,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       (rows) => rows[0]?.version ?? 0
     )
 
-  /** The stored events carrying the batch's ids, with the size of the append that stored each. */
+  /**
+   * The stored events carrying the batch's ids, with the size of the append that stored each: the events of its
+   * stream with its key and its writer (`xmin`, the transaction that inserted the row). The key alone is not enough:
+   * an append whose transaction took its id before the stream's previous writer committed shares that writer's key.
+   */
   const storedWithIds = (prepared: EventStore.PreparedAppend) =>
     Effect.map(
       sql<EventRow & { readonly batch: number }>`
         select ${columns(sql)},
           (select count(*)::int4 from ${sql(tables.events)} b
-            where b.stream = e.stream and b.transaction_id = e.transaction_id) as batch
+            where b.stream = e.stream and b.transaction_id = e.transaction_id and b.xmin = e.xmin) as batch
         from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
         join ${sql(tables.events)} e on e.event_id = i.id`,
       // Only what idempotency compares: a damaged `metadata` or `recorded_at` does not stop a retried append.
