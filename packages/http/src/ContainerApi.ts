@@ -3,11 +3,14 @@
  *
  * - `POST /tasks` with an initial event creates a container: 201, `Location: /tasks/{id}`, `ETag: "<version>"`;
  * - `POST /tasks/{id}/events` appends an event: 201 with the new state; `If-Match: "<version>"` makes it conditional
- *   (412 when the container is at another version), `Idempotency-Key` makes a retry return the first response;
+ *   (412 when the container is at another version, 400 when the header is not `*` or version ETags),
+ *   `Idempotency-Key` makes a retry return the first response (422 when the key was used for another request);
  * - `GET /tasks/{id}` (304 on a matching `If-None-Match`), `GET /tasks/{id}/events` (paged, either order),
  *   `GET /tasks/{id}/events/{n}`, `GET /tasks` (the index, filtered by control state), `GET /tasks/graph`.
  *
- * The log is immutable: there is no PUT, PATCH or DELETE. Errors are `application/problem+json` (see `Problem`).
+ * The log is immutable: there is no PUT, PATCH or DELETE (405). Every error is `application/problem+json` (see
+ * `Problem`): a body that is not JSON (415), an unknown path under the container (404), a stored event that cannot be
+ * read (500, naming its position) and an unexpected failure (500, logged) included.
  * Streams are named `<category>-<id>`; the category defaults to the container name without its trailing `s`
  * (`tasks` → `task`). Ids are 1 to 128 letters, digits, `_` or `-` (never `.` or `/`, so never a path), checked
  * before any store call. The id `graph` is taken by the graph resource.
@@ -596,14 +599,10 @@ const layerFallback = (name: string) =>
     ),
     ...routedMethods.map((method) =>
       HttpRouter.route(method, `/${name}/:id/:rest/*`, (request) => {
-        const path = request.url.split("?")[0]!
+        const full = request.url.split("?")[0]!
+        const path = full.length > 200 ? `${full.slice(0, 200)}…` : full
         return HttpServerRespondable.toResponse(
-          new Problem.NoRoute({
-            tag: "NoRoute",
-            method,
-            path: path.length > 200 ? `${path.slice(0, 200)}…` : path,
-            detail: `No resource has the path ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`
-          })
+          new Problem.NoRoute({ tag: "NoRoute", method, path, detail: `No resource has the path ${path}` })
         )
       })
     )
