@@ -135,6 +135,21 @@ const snapshots = Effect.gen(function* () {
 })
 
 /**
+ * Each stream row carries the transaction part of its last event's place in the log, so that an append can give its
+ * events a place after the stream's previous events even when its own transaction id is older than the one that wrote
+ * them (a transaction that took its id early, then waited for the stream row's lock). Nullable, with no default: the
+ * column is added without rewriting the table, and an append treats a stream row that has none as one whose events
+ * all come before its own transaction id. That holds for the events written before the column existed, except for an
+ * append whose transaction took its id before the last of them committed: only a transaction open across the
+ * migration, or an append by code that does not set the column yet (during a rolling upgrade), can break it.
+ */
+const streamTransactionIds = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* Tables
+  yield* sql`alter table ${sql(t.streams)} add column last_transaction_id xid8`
+})
+
+/**
  * Every migration of evently's Postgres schema, in order. Later features add entries; ids never change.
  *
  * @since 0.1.0
@@ -143,7 +158,8 @@ const snapshots = Effect.gen(function* () {
 export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
   "0001_events_and_streams": eventsAndStreams,
   "0002_subscriptions": subscriptions,
-  "0003_snapshots": snapshots
+  "0003_snapshots": snapshots,
+  "0004_stream_transaction_ids": streamTransactionIds
 }
 
 /**

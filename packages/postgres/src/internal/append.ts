@@ -1,6 +1,18 @@
 /**
  * The append statement of the Postgres event store and how an append maps onto its parameters. Internal: kept apart
  * so a benchmark can run exactly this statement against a hand-written baseline.
+ *
+ * Subscriptions read the log in `(transaction_id, position)` order and only below the oldest transaction still in
+ * progress (`pg_snapshot_xmin`), which is what makes their cursor gap-free. Both statements give an append's events the
+ * same `transaction_id`, its key: the greater of the writing transaction's id and the key of the stream's previous
+ * events, which the stream row carries (`last_transaction_id`; none on a row older than that column, and `greatest`
+ * ignores a null). The key is computed and stored back while the append holds the stream row's lock (in the `on
+ * conflict do update` or `update` that bumps the version, which Read Committed evaluates on the row version the
+ * previous writer committed), and positions are drawn after the lock is taken, so along a stream both the key and the
+ * position grow: a stream's events are read in version order, even when a transaction took its id (wrote something
+ * else) before a newer transaction wrote the stream's previous event and committed first. The cursor stays gap-free: a
+ * key is never below its writer's own id, and while a transaction is in progress its id is at least the `xmin` of any
+ * snapshot, so an event not yet committed always has a key at or above the `xmin` a reader reads below.
  */
 import type { EventStore } from "@evently/store"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -65,8 +77,9 @@ export const parameters = (
  * 2. bumps the stream's version, creating the row for `Any`/`NoStream`/`Exact(0)` (`insert … on conflict`, which
  *    sees and locks a row another transaction just committed) or updating it for `StreamExists`/`Exact(n)`
  *    (`update … where`, rechecked on the latest row version after a concurrent writer commits), so the expectation
- *    is checked under the stream row's lock;
- * 3. inserts the events only if the version was bumped, numbered from the new version;
+ *    is checked under the stream row's lock, and moves the stream's key up to this transaction's id (see the module
+ *    docs);
+ * 3. inserts the events only if the version was bumped, numbered from the new version, with the stream's key;
  * 4. notifies the events table's channel with the category, once, only if something was written;
  * 5. returns whether it wrote, the new version, the positions, and the version its snapshot saw.
  */
@@ -86,28 +99,31 @@ duplicate as (
   limit 1
 ),
 created as (
-  insert into ${sql(tables.streams)} as s (stream, category, version)
-  select ${p.stream}::text, ${p.category}::text, ${p.count}::int8
+  insert into ${sql(tables.streams)} as s (stream, category, version, last_transaction_id)
+  select ${p.stream}::text, ${p.category}::text, ${p.count}::int8, pg_current_xact_id()
   where ${p.mayCreate}::bool and not exists (select 1 from duplicate)
-  on conflict (stream) do update set version = s.version + excluded.version
+  on conflict (stream) do update set version = s.version + excluded.version,
+    last_transaction_id = greatest(s.last_transaction_id, excluded.last_transaction_id)
   where ${p.anyVersion}::bool
-  returning s.version
+  returning s.version, s.last_transaction_id
 ),
 updated as (
-  update ${sql(tables.streams)} as s set version = s.version + ${p.count}::int8
+  update ${sql(tables.streams)} as s set version = s.version + ${p.count}::int8,
+    last_transaction_id = greatest(s.last_transaction_id, pg_current_xact_id())
   where s.stream = ${p.stream}::text and not ${p.mayCreate}::bool
     and (not ${p.exact}::bool or s.version = ${p.expectedVersion}::int8)
     and not exists (select 1 from duplicate)
-  returning s.version
+  returning s.version, s.last_transaction_id
 ),
 bumped as (
-  select version from created union all select version from updated
+  select version, last_transaction_id from created union all select version, last_transaction_id from updated
 ),
 appended as (
   insert into ${sql(tables.events)}
-    (stream, category, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
-  select ${p.stream}::text, ${p.category}::text, b.version - ${p.count}::int8 + i.n, i.event_id, i.event_type,
-    i.schema_version, i.data, i.metadata, ${p.recordedAt}::timestamptz
+    (transaction_id, stream, category, stream_version, event_id, event_type, schema_version, data, metadata,
+    recorded_at)
+  select b.last_transaction_id, ${p.stream}::text, ${p.category}::text, b.version - ${p.count}::int8 + i.n,
+    i.event_id, i.event_type, i.schema_version, i.data, i.metadata, ${p.recordedAt}::timestamptz
   from input i cross join bumped b
   order by i.n
   returning position
@@ -235,8 +251,10 @@ export interface BatchRow {
 /**
  * The combined (group-commit) statement: many appends to distinct streams at once, each keeping its own outcome, with
  * the checks of the one-append {@link statement}. The input is one `unnest`ed row per event. Per append it bumps the
- * stream's version under the stream row's lock (an append whose check fails bumps nothing and writes nothing; its
- * neighbours are unaffected), then inserts its events numbered from the new version, in input order. Only the ways of
+ * stream's version and key under the stream row's lock (an append whose check fails bumps nothing and writes nothing;
+ * its neighbours are unaffected), then inserts its events numbered from the new version, with the stream's key, in
+ * input order. The batch's transaction takes its id at its first write and may then wait for another stream's lock,
+ * as any transaction that took its id early: the key keeps each stream in order all the same (see the module docs). Only the ways of
  * bumping the batch needs are in the text (creating, `Any`, updating), so a batch of one kind runs one DML step.
  *
  * Unlike the one-append statement it does not look the event ids up before writing: a retried append of `Any` or
@@ -254,24 +272,26 @@ export interface BatchRow {
 export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: BatchParameters) => {
   const bumps = [
     p.shape.create
-      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version)
-  select i.stream, i.category, i.count from input i where i.n = 1 and i.expected = 0
+      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version, last_transaction_id)
+  select i.stream, i.category, i.count, pg_current_xact_id() from input i where i.n = 1 and i.expected = 0
   order by i.stream
   on conflict (stream) do nothing
-  returning s.stream, s.version`
+  returning s.stream, s.version, s.last_transaction_id`
       : undefined,
     p.shape.any
-      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version)
-  select i.stream, i.category, i.count from input i where i.n = 1 and i.expected = -1
+      ? sql`insert into ${sql(tables.streams)} as s (stream, category, version, last_transaction_id)
+  select i.stream, i.category, i.count, pg_current_xact_id() from input i where i.n = 1 and i.expected = -1
   order by i.stream
-  on conflict (stream) do update set version = s.version + excluded.version
-  returning s.stream, s.version`
+  on conflict (stream) do update set version = s.version + excluded.version,
+    last_transaction_id = greatest(s.last_transaction_id, excluded.last_transaction_id)
+  returning s.stream, s.version, s.last_transaction_id`
       : undefined,
     p.shape.update
-      ? sql`update ${sql(tables.streams)} as s set version = s.version + i.count
+      ? sql`update ${sql(tables.streams)} as s set version = s.version + i.count,
+    last_transaction_id = greatest(s.last_transaction_id, pg_current_xact_id())
   from input i
   where i.n = 1 and s.stream = i.stream and (i.expected = -2 or (i.expected > 0 and s.version = i.expected))
-  returning s.stream, s.version`
+  returning s.stream, s.version, s.last_transaction_id`
       : undefined
   ].filter((bump) => bump !== undefined)
   const bumped = bumps.map(
@@ -282,7 +302,7 @@ export const batchStatement = (sql: SqlClient.SqlClient, tables: PgSchema.TableN
   const union = sql.join(
     " union all ",
     false
-  )(bumps.map((_, index) => sql`select stream, version from ${sql.literal(`bump${index}`)}`))
+  )(bumps.map((_, index) => sql`select stream, version, last_transaction_id from ${sql.literal(`bump${index}`)}`))
   return sql<BatchRow>`with input as (
   select * from unnest(
     ${p.streams}::text[], ${p.categories}::text[], ${p.counts}::int8[], ${p.expected}::int8[], ${p.n}::int8[],
@@ -295,9 +315,10 @@ ${sql.join(",\n", false)(bumped)},
 bumped as (${union}),
 appended as (
   insert into ${sql(tables.events)}
-    (stream, category, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
-  select i.stream, i.category, b.version - i.count + i.n, i.event_id, i.event_type, i.schema_version, i.data,
-    i.metadata, i.recorded_at
+    (transaction_id, stream, category, stream_version, event_id, event_type, schema_version, data, metadata,
+    recorded_at)
+  select b.last_transaction_id, i.stream, i.category, b.version - i.count + i.n, i.event_id, i.event_type,
+    i.schema_version, i.data, i.metadata, i.recorded_at
   from input i join bumped b on b.stream = i.stream
   order by i.k
   returning stream, stream_version, position
