@@ -59,11 +59,12 @@ it.effect(
         const handler = yield* counter
         yield* handler.handle("count-damaged", { n: 1 })
         yield* handler.handle("count-damaged", { n: 2 })
-        for (const run of [
+        const runs: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
           handler.load("count-damaged"),
           handler.handle("count-damaged", { n: 3 }),
           handler.handle("count-damaged", { n: 3 }, { commandId: "command-1" })
-        ]) {
+        ]
+        for (const run of runs) {
           const error = yield* Effect.flip(run)
           assert.instanceOf(error, EventStore.UnreadableEvent)
           assert.strictEqual(
