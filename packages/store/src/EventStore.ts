@@ -59,6 +59,11 @@ export interface NewEvent {
  */
 export interface RecordedEvent {
   readonly position: bigint
+  /**
+   * The transaction part of the event's place in the log (subscriptions read in `(transactionId, position)` order):
+   * the id of the transaction that wrote it, or a later one when the stream's previous event was written by a newer
+   * transaction that committed first, so that a stream is read in version order. The events of one append share it.
+   */
   readonly transactionId: bigint
   readonly stream: StreamName.StreamName
   readonly category: string
