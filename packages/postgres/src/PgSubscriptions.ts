@@ -598,7 +598,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               yield* waitForWake
               continue
             }
-            const events = rows.map(EventRow.toRecorded)
+            // The events before a row that cannot be read are delivered; the next read fails with that row's error.
+            const { events, unreadable } = EventRow.decodeRows(rows)
+            if (events.length === 0) return yield* unreadable!
             const last = events[events.length - 1]!
             const to: Cursor = { tx: last.transactionId, pos: last.position }
             const batch: Subscriptions.Batch = {

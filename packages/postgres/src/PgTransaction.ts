@@ -12,15 +12,28 @@ import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as SqlError from "effect/sql/SqlError"
 
-const typedSqlDefects = <E>(cause: Cause.Cause<E>): Cause.Cause<E | SqlError.SqlError> => {
-  if (!cause.reasons.some((reason) => Cause.isDieReason(reason) && SqlError.isSqlError(reason.defect))) return cause
-  return Cause.fromReasons(
-    cause.reasons.map((reason) =>
-      Cause.isDieReason(reason) && SqlError.isSqlError(reason.defect)
-        ? Cause.makeFailReason<E | SqlError.SqlError>(reason.defect)
-        : reason
-    )
+const isSqlDefect = <E>(reason: Cause.Reason<E>): reason is Cause.Die =>
+  Cause.isDieReason(reason) && SqlError.isSqlError(reason.defect)
+
+// When the ROLLBACK (or the clean-up after a failed COMMIT) fails, `sql.withTransaction` dies with that SqlError and
+// turns the body's own typed failure into a defect as well. Put back the body's cause as it was, and add the
+// SqlError as a typed failure.
+const typedFailure = <E>(
+  cause: Cause.Cause<E>,
+  body: Cause.Cause<E> | undefined
+): Cause.Cause<E | SqlError.SqlError> => {
+  const sqlDefects = cause.reasons.filter(isSqlDefect)
+  if (sqlDefects.length === 0) return cause
+  const asFailures = Cause.fromReasons(
+    sqlDefects.map((reason) => Cause.makeFailReason(reason.defect as SqlError.SqlError))
   )
+  return body === undefined
+    ? Cause.fromReasons(
+        cause.reasons.map((reason) =>
+          isSqlDefect(reason) ? Cause.makeFailReason<E | SqlError.SqlError>(reason.defect as SqlError.SqlError) : reason
+        )
+      )
+    : Cause.combine(body, asFailures)
 }
 
 /**
@@ -68,4 +81,15 @@ export const withTransactionOn = <A, E, R>(
   sql: SqlClient.SqlClient,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | SqlError.SqlError, R> =>
-  sql.withTransaction(effect).pipe(Effect.catchCause((cause) => Effect.failCause(typedSqlDefects(cause))))
+  Effect.suspend(() => {
+    let body: Cause.Cause<E> | undefined
+    return sql
+      .withTransaction(
+        Effect.onError(effect, (cause) =>
+          Effect.sync(() => {
+            body = cause
+          })
+        )
+      )
+      .pipe(Effect.catchCause((cause) => Effect.failCause(typedFailure(cause, body))))
+  })

@@ -44,6 +44,22 @@ layer(TestDatabase.layer({ maxConnections: 4 }), { excludeTestServices: true, ti
       })
     )
 
+    it.effect("a body's own typed failure stays typed when the rollback after it fails", () =>
+      Effect.gen(function* () {
+        const failure = { _tag: "BodyFailed" } as const
+        const exit = yield* Effect.exit(
+          PgTransaction.withTransaction(killOwnBackend.pipe(Effect.mapError(() => failure)))
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        if (Exit.isFailure(exit)) {
+          assert.isFalse(Cause.hasDies(exit.cause))
+          const errors = exit.cause.reasons.filter(Cause.isFailReason).map((reason) => reason.error)
+          assert.include(errors, failure)
+          assert.isTrue(errors.some((error) => SqlError.isSqlError(error) && Faults.isTransient(error)))
+        }
+      })
+    )
+
     it.effect("commits on success and rolls back on a typed failure, like sql.withTransaction", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient

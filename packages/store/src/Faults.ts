@@ -66,6 +66,15 @@ const isSocketError = (error: unknown): boolean =>
   typeof error.code === "string" &&
   /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTCONN|EHOSTUNREACH)$/.test(error.code)
 
+// evently's own refusals of bad input, and a stored row that cannot be read: the same request fails the same way.
+const permanentTags = new Set([
+  "InvalidStreamName",
+  "InvalidReadOptions",
+  "InvalidEvent",
+  "InvalidSubscription",
+  "UnreadableEvent"
+])
+
 /**
  * Classifies a fault, looking through `cause` chains (at most a few levels deep) for the `SqlError` beneath.
  *
@@ -78,6 +87,7 @@ export const kindOf = (error: unknown): Kind => {
     if (SqlError.isSqlError(current)) return ofSqlError(current)
     if (SqlError.isSqlErrorReason(current)) return ofSqlError(new SqlError.SqlError({ reason: current }))
     if (isSocketError(current)) return "Transient"
+    if (Predicate.hasProperty(current, "_tag") && permanentTags.has(current._tag as string)) return "Permanent"
     current = Predicate.hasProperty(current, "cause") ? current.cause : undefined
   }
   return "Unknown"

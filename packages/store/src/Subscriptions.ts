@@ -19,6 +19,7 @@ import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as EventStore from "./EventStore.ts"
 import * as Faults from "./Faults.ts"
+import * as StreamName from "./StreamName.ts"
 
 /**
  * A place in the log as the pair a subscription resumes from: the event's transaction id, then its position. Pairs
@@ -261,6 +262,7 @@ export class UnknownSubscription extends Schema.TaggedError<UnknownSubscription>
  */
 export type SubscriptionError =
   | SubscriptionStorageError
+  | EventStore.UnreadableEvent
   | LeaseLost
   | CheckpointFromAnotherCluster
   | InvalidSubscription
@@ -291,7 +293,14 @@ const isWhole = (n: number, min: number) => Number.isSafeInteger(n) && n >= min
  */
 export const maxNameLength = 200
 
-const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
+// C0 and C1 control characters, NUL included.
+const hasControlCharacter = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true
+  }
+  return false
+}
 const maxBigint8 = 2n ** 63n - 1n
 
 /**
@@ -303,11 +312,12 @@ const maxBigint8 = 2n ** 63n - 1n
  * @category validation
  */
 export const nameProblem = (name: unknown): string | undefined => {
-  if (typeof name !== "string") return `the name must be a string, not ${typeof name}`
-  if (name.length === 0) return "the name is empty"
-  if (name.length > maxNameLength) return `the name is longer than ${maxNameLength} characters`
-  if (!name.isWellFormed()) return "the name is not well-formed Unicode (it holds a lone surrogate)"
-  if (controlCharacter.test(name)) return "the name contains a control character"
+  const text = StreamName.textProblem(name)
+  if (text !== undefined) return `the name: ${text}`
+  const valid = name as string
+  if (valid.length === 0) return "the name is empty"
+  if (valid.length > maxNameLength) return `the name is longer than ${maxNameLength} characters`
+  if (hasControlCharacter(valid)) return "the name contains a control character"
   return undefined
 }
 
@@ -326,15 +336,8 @@ const listProblem = (
   return undefined
 }
 
-const categoryProblem = (category: string) =>
-  /^[A-Za-z0-9_]+$/.test(category) ? undefined : "a category holds only letters, digits and '_'"
-
 const eventTypeProblem = (type: string) =>
-  type.length === 0 || type.length > 256
-    ? "an event type has 1 to 256 characters"
-    : !type.isWellFormed() || type.includes("\u0000")
-      ? "an event type must be well-formed Unicode with no NUL"
-      : undefined
+  type.length === 0 || type.length > 256 ? "an event type has 1 to 256 characters" : StreamName.textProblem(type)
 
 const placeProblem = (label: string, value: unknown) =>
   typeof value !== "bigint" || value < 0n || value > maxBigint8
@@ -387,7 +390,7 @@ export const optionsProblem = (options: SubscribeOptions | undefined): string | 
   const outside = chosen.find((p) => !isWhole(p, 0) || p >= partitions)
   if (outside !== undefined) return `partition ${outside} is not one of 0..${partitions - 1}`
   return (
-    listProblem("categories", options.categories, categoryProblem) ??
+    listProblem("categories", options.categories, StreamName.categoryProblem) ??
     listProblem("eventTypes", options.eventTypes, eventTypeProblem) ??
     startProblem(options.start)
   )
@@ -739,8 +742,14 @@ export const makeRun =
 
 const keyOf = (name: string, partition: number) => `${partition}:${name}`
 
-const storage = (operation: string) => (cause: EventStore.StoreError) =>
-  new SubscriptionStorageError({ operation, cause })
+// A row that cannot be read is reported as itself (it names the position; no retry fixes it); any other failure of
+// the store is a storage fault.
+const storage =
+  (operation: string) =>
+  (
+    cause: EventStore.StoreError | EventStore.InvalidReadOptions | EventStore.UnreadableEvent
+  ): SubscriptionStorageError | EventStore.UnreadableEvent =>
+    cause._tag === "UnreadableEvent" ? cause : new SubscriptionStorageError({ operation, cause })
 
 const toCheckpoint = (position: bigint): Checkpoint => ({ transactionId: 0n, position })
 

@@ -47,6 +47,9 @@ describe("Faults", () => {
       Subscriptions.isRecoverable(new Subscriptions.SubscriptionStorageError({ operation: "commit", cause: "x" }))
     )
     assert.isTrue(Subscriptions.isRecoverable(new Subscriptions.LeaseLost({ subscription: "s", partition: 0 })))
+    const unreadable = new EventStore.UnreadableEvent({ position: 7n, stream: "cat-1", reason: "bad metadata" })
+    assert.isTrue(Faults.isPermanent(unreadable))
+    assert.isFalse(Subscriptions.isRecoverable(unreadable))
     assert.isFalse(
       Subscriptions.isRecoverable(
         new Subscriptions.HandlerFailed({ subscription: "s", position: 1n, eventId: "e", cause: "x" })

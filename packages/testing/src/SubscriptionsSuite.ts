@@ -73,6 +73,79 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
     })
   )
 
+  live("names, filters and starts that cannot work are refused before any I/O, by every operation", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const badNames = ["", "a\u0000b", "cat-\ud800", "bell\u0007", "x".repeat(201)]
+      for (const name of badNames) {
+        const errors = [
+          yield* Effect.flip(Stream.runDrain(subs.subscribe(name))),
+          yield* Effect.flip(subs.run(name, () => Effect.void)),
+          yield* Effect.flip(subs.status(name)),
+          yield* Effect.flip(subs.waitUntilCaughtUp(name, { timeout: "1 second" })),
+          yield* Effect.flip(subs.parked(name))
+        ]
+        assert.deepStrictEqual(
+          errors.map((error) => error._tag),
+          errors.map(() => "InvalidSubscription"),
+          JSON.stringify(name)
+        )
+      }
+      const badOptions: ReadonlyArray<Subscriptions.SubscribeOptions> = [
+        { categories: ["cat-1"] },
+        { categories: ["\ud800"] },
+        { eventTypes: [""] },
+        { eventTypes: ["a\u0000"] },
+        { start: Subscriptions.After(-1n) },
+        { start: Subscriptions.After(2n ** 70n) },
+        { batchSize: 2 ** 40 },
+        { batchSize: Number.NaN }
+      ]
+      const refusals = yield* Effect.forEach(badOptions, (opts) =>
+        Effect.flip(Stream.runDrain(subs.subscribe("options", opts)))
+      )
+      assert.deepStrictEqual(
+        refusals.map((error) => error._tag),
+        refusals.map(() => "InvalidSubscription")
+      )
+      // Nothing was created: the name has no checkpoint.
+      assert.deepStrictEqual((yield* subs.status("options")).partitions, [])
+    })
+  )
+
+  live("ephemeral: side by side under one name, visible to status and waitUntilCaughtUp, gone when it ends", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const positions = yield* append("cat-1", 12)
+      const seen: [Array<bigint>, Array<bigint>] = [[], []]
+      const tails = yield* Effect.forEach([0, 1] as const, (i) =>
+        subs
+          .run("tail", (event) => Effect.sync(() => seen[i].push(event.position)), { ephemeral: true, batchSize: 5 })
+          .pipe(Effect.forkChild)
+      )
+      yield* subs.waitUntilCaughtUp("tail")
+      const more = yield* append("cat-2", 3)
+      yield* subs.waitUntilCaughtUp("tail")
+      const status = yield* subs.status("tail")
+      assert.deepStrictEqual(
+        status.partitions.map((p) => [p.partition, p.checkpoint.position, p.lagEvents]),
+        [[0, more[2]!, 0]]
+      )
+      yield* Effect.forEach(tails, Fiber.interrupt)
+      assert.deepStrictEqual(seen[0], [...positions, ...more])
+      assert.deepStrictEqual(seen[1], [...positions, ...more])
+      // Nothing is left behind: no checkpoint, and a new ephemeral subscription starts over from its start.
+      assert.deepStrictEqual((yield* subs.status("tail")).partitions, [])
+      const again = yield* subs
+        .subscribe("tail", { ephemeral: true, batchSize: 100 })
+        .pipe(Stream.take(1), Stream.runCollect)
+      assert.deepStrictEqual(
+        again[0]!.events.map((event) => event.position),
+        [...positions, ...more]
+      )
+    })
+  )
+
   live("delivers every event once in order and resumes from the committed checkpoint", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
