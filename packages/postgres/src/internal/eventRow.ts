@@ -6,7 +6,6 @@
  */
 import { EventStore, StreamName } from "@evently/store"
 import * as DateTime from "effect/DateTime"
-import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -120,22 +119,3 @@ export const decodeRows = (rows: ReadonlyArray<EventRow>): Decoded => {
   }
   return { events, unreadable: undefined }
 }
-
-/**
- * Decodes every row, failing with the first unreadable one's `UnreadableEvent`.
- */
-export const decodeAll = (
-  rows: ReadonlyArray<EventRow>
-): Effect.Effect<Array<EventStore.RecordedEvent>, EventStore.UnreadableEvent> =>
-  Effect.suspend(() => {
-    const { events, unreadable } = decodeRows(rows)
-    return unreadable === undefined ? Effect.succeed(events) : Effect.fail(unreadable)
-  })
-
-/**
- * The recorded event a row holds; throws the row's `UnreadableEvent` when it has none.
- *
- * @deprecated A damaged row becomes a defect: use {@link decodeRows} or {@link decodeAll}, which fail with it.
- */
-export const toRecorded = (row: EventRow): EventStore.RecordedEvent =>
-  Result.getOrThrowWith(decode(row), (unreadable) => unreadable)
