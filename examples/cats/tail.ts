@@ -11,17 +11,19 @@ import * as App from "./src/App.ts"
 
 const program = Effect.gen(function* () {
   const subscriptions = yield* Subscriptions.Subscriptions
-  // A throwaway subscription of its own, so any number of tails can run at once, each from the beginning.
-  const name = `cats-tail-${crypto.randomUUID().slice(0, 8)}`
+  // Ephemeral: no checkpoint row and no lock, so any number of tails run at once, each from the beginning, and
+  // nothing is left behind when it stops.
   yield* Console.log("Tailing every cat's events (Ctrl-C to stop)")
-  yield* subscriptions.subscribe(name, { categories: ["cat"], start: Subscriptions.Beginning }).pipe(
-    Stream.flatMap((batch) => Stream.fromIterable(batch.events)),
-    Stream.runForEach((event) =>
-      Console.log(
-        `${event.stream} v${event.streamVersion} ${event.type} ${JSON.stringify(event.data)} (position ${event.position})`
+  yield* subscriptions
+    .subscribe("cats-tail", { categories: ["cat"], start: Subscriptions.Beginning, ephemeral: true })
+    .pipe(
+      Stream.flatMap((batch) => Stream.fromIterable(batch.events)),
+      Stream.runForEach((event) =>
+        Console.log(
+          `${event.stream} v${event.streamVersion} ${event.type} ${JSON.stringify(event.data)} (position ${event.position})`
+        )
       )
     )
-  )
 })
 
 NodeRuntime.runMain(program.pipe(Effect.provide(App.layer)))

@@ -117,6 +117,10 @@ layer(store, { excludeTestServices: true, timeout: "90 seconds" })("cats (two re
       const appended = yield* es.append(`cat-${felix}`, [{ type: "Adopted", data: { name: felix } }])
       yield* tail.waitFor(`cat-${felix} v1 Adopted {"name":"${felix}"} (position ${appended.positions[0]})`)
       assert.strictEqual(tail.output.code, undefined, "tail keeps running")
+      // The tail is ephemeral: it leaves no checkpoint row behind, however often it runs.
+      const sql = yield* SqlClient.SqlClient
+      const [rows] = yield* sql<{ count: number }>`select count(*)::int as count from evently_checkpoints`
+      assert.strictEqual(rows!.count, 0)
     }).pipe(Effect.scoped)
   )
 })

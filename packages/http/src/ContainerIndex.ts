@@ -68,9 +68,9 @@ export interface ContainerIndex {
 
 /**
  * What an index is built from: the category of the streams, the machine and codec of their events, and the
- * subscription's name. The index lives in memory and is rebuilt from the beginning of the log on each start, so the
- * name must be unique to the process: the default appends a random suffix (one checkpoint row per start is left
- * behind in a Postgres store).
+ * subscription's name (default `http-index-<category>`). The index lives in memory and is rebuilt from the beginning
+ * of the log on each start, so its subscription is ephemeral: no checkpoint row, no lock, nothing left behind, and
+ * any number of processes (or indexes in one process) may share the name.
  *
  * @since 0.1.0
  * @category models
@@ -102,7 +102,7 @@ export const make = <E extends Machine.Tagged, Data>(
 ): Effect.Effect<ContainerIndex, never, Subscriptions.Subscriptions | Scope.Scope> =>
   Effect.gen(function* () {
     const subscriptions = yield* Subscriptions.Subscriptions
-    const subscription = options.subscription ?? `http-index-${options.category}-${crypto.randomUUID()}`
+    const subscription = options.subscription ?? `http-index-${options.category}`
     const { machine, codec } = options
     const states = new Map<string, Machine.State<E["_tag"], Data>>()
     const entries = new Map<string, Entry>()
@@ -124,7 +124,7 @@ export const make = <E extends Machine.Tagged, Data>(
     })
 
     yield* subscriptions
-      .run(subscription, handle, { categories: [options.category], start: Subscriptions.Beginning })
+      .run(subscription, handle, { categories: [options.category], start: Subscriptions.Beginning, ephemeral: true })
       .pipe(
         Effect.tapCause((cause) => Effect.logError(`Container index '${subscription}' stopped`, cause)),
         Effect.forkScoped

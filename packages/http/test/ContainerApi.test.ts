@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
+import * as SqlClient from "effect/sql/SqlClient"
 import { createServer } from "node:http"
 import { TaskEvent, TaskMachine } from "./TaskMachine.ts"
 
@@ -402,6 +403,10 @@ layer(Server.pipe(Layer.provideMerge(stores)), { excludeTestServices: true })("C
       assert.strictEqual(page1.body.next, "l-b")
       const page2 = yield* call("GET", `/tasks?limit=2&after=${page1.body.next}`)
       assert.strictEqual(page2.body.items[0].id, "l-c")
+      // The index lives in memory and so does its subscription's cursor: no checkpoint row is left behind.
+      const sql = yield* SqlClient.SqlClient
+      const [rows] = yield* sql<{ count: number }>`select count(*)::int as count from evently_checkpoints`
+      assert.strictEqual(rows!.count, 0)
     })
   )
 
