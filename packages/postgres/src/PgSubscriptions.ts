@@ -264,9 +264,8 @@ const makeCommitter = Effect.fnUntraced(function* (
   const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     permit.withPermit(
       poisonOnFailure(
-        Effect.suspend(
-          (): Effect.Effect<A, E | Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost, R> =>
-            poisoned === undefined ? effect : Effect.fail(poisoned)
+        Effect.suspend((): Effect.Effect<A, E | Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost, R> =>
+          poisoned === undefined ? effect : Effect.fail(poisoned)
         )
       )
     )
