@@ -7,9 +7,12 @@
  */
 import type { Decider } from "@evently/machine"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
@@ -85,6 +88,12 @@ export interface Options<Command, Event extends { readonly _tag: string }, State
    * conflict and are retried. Default `false`. A command must then not handle another command for its own stream.
    */
   readonly oneAtATimePerStream?: boolean | undefined
+  /**
+   * How this handler retries a command that found its stream changed (each recurrence is one more attempt). See
+   * {@link make} for how it ranks against a `RetryPolicy` in context: a policy provided around one call overrides
+   * it; it overrides the `RetryPolicy` the handler was built under.
+   */
+  readonly retry?: Schedule.Schedule<unknown> | undefined
 }
 
 /**
@@ -242,8 +251,18 @@ interface Found<Event> {
 
 /**
  * Builds a command handler on the `EventStore` in context (and the `Snapshots` service when the options ask for
- * snapshots). `RetryPolicy`, `SnapshotPolicy` and `Correlation` are read on each command, so a layer or
- * `Effect.provideService` around a call changes them for that call.
+ * snapshots). `SnapshotPolicy` and `Correlation` are read on each command, so a layer or `Effect.provideService`
+ * around a call changes them for that call.
+ *
+ * The retry schedule of a command is, from the strongest to the weakest:
+ *
+ * 1. a `RetryPolicy` provided around the call (one the handler was not built under);
+ * 2. the handler's `retry` option;
+ * 3. the `RetryPolicy` provided where the handler was built (its layer's context);
+ * 4. `RetryPolicy.defaultSchedule`.
+ *
+ * A `RetryPolicy` provided to a whole program reaches both the build and the calls: as the same value, it counts as
+ * the build's (3), so it does not override a handler's own `retry`.
  *
  * ```ts
  * const tasks = yield* CommandHandler.make({ decider: Machine.decider(TaskMachine, decide), codec })
@@ -264,6 +283,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
 ): Effect.Effect<CommandHandler<Command, Event, State, Error>, never, EventStore.EventStore | Snapshots.Snapshots> {
   return Effect.gen(function* () {
     const store = yield* EventStore.EventStore
+    const builtUnder = yield* RetryPolicy.provided
+    const ownSchedule = options.retry ?? builtUnder ?? RetryPolicy.defaultSchedule
     const snapshotOptions = options.snapshot
     const snapshots = snapshotOptions === undefined ? undefined : yield* Snapshots.Snapshots
     const { decider, codec } = options
@@ -492,7 +513,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       const givenId = handleOptions?.commandId
       const commandId = givenId ?? crypto.randomUUID()
       const correlationId = (yield* Correlation.Correlation) ?? commandId
-      const schedule = yield* RetryPolicy.RetryPolicy
+      const aroundCall = yield* RetryPolicy.provided
+      const schedule = aroundCall !== undefined && aroundCall !== builtUnder ? aroundCall : ownSchedule
       const metadata: EventStore.Metadata =
         handleOptions?.headers === undefined
           ? { correlationId, causationId: commandId }
@@ -597,4 +619,87 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const handler: CommandHandler<Command, Event, State, Error> = { handle, load }
     return handler
   })
+}
+
+/**
+ * Provides the command handler `make(options)` builds as the service `tag`: for a handler class of your own
+ * (`class Accounts extends Context.Service<Accounts, CommandHandler.CommandHandler<...>>()("app/Accounts") {}`).
+ * A `RetryPolicy` provided to this layer is the handler's policy (below its own `retry` option, see {@link make}).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export function layer<Self, Command, Event extends { readonly _tag: string }, State, Error, Encoded>(
+  tag: Context.Key<Self, CommandHandler<Command, Event, State, Error>>,
+  options: Options<Command, Event, State, Error, Encoded> & { readonly snapshot: SnapshotOptions<State, Encoded> }
+): Layer.Layer<Self, never, EventStore.EventStore | Snapshots.Snapshots>
+export function layer<Self, Command, Event extends { readonly _tag: string }, State, Error>(
+  tag: Context.Key<Self, CommandHandler<Command, Event, State, Error>>,
+  options: Options<Command, Event, State, Error>
+): Layer.Layer<Self, never, EventStore.EventStore>
+export function layer<Self, Command, Event extends { readonly _tag: string }, State, Error, Encoded>(
+  tag: Context.Key<Self, CommandHandler<Command, Event, State, Error>>,
+  options: Options<Command, Event, State, Error, Encoded>
+): Layer.Layer<Self, never, EventStore.EventStore | Snapshots.Snapshots> {
+  return Layer.effect(tag, make(options))
+}
+
+/**
+ * A service class for the handler of one aggregate kind, declared once and taken from the context wherever a
+ * command is handled; its `layer` builds the handler on the `EventStore` in context (and `Snapshots` when the
+ * options ask for snapshots), so a test provides it over `EventStore.layerMemory` and an app over Postgres.
+ *
+ * ```ts
+ * class Accounts extends CommandHandler.Service<Accounts>()("app/Accounts", { decider, codec }) {}
+ *
+ * const program = Effect.gen(function* () {
+ *   const accounts = yield* Accounts
+ *   yield* accounts.handle("account-1", { _tag: "Open", owner: "ann" })
+ * }).pipe(Effect.provide(Accounts.layer), Effect.provide(EventStore.layerMemory))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const Service = <Self>(): ServiceMaker<Self> =>
+  ((id: string, options: Options<unknown, { readonly _tag: string }, unknown, unknown, unknown>) => {
+    const tag = Context.Service<Self, CommandHandler<unknown, { readonly _tag: string }, unknown, unknown>>()(id)
+    return Object.assign(tag, { layer: Layer.effect(tag, make(options)), options })
+  }) as ServiceMaker<Self>
+
+/**
+ * What `Service<Self>()` returns: declare the handler with its key and options.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServiceMaker<Self> {
+  <const Identifier extends string, Command, Event extends { readonly _tag: string }, State, Error, Encoded>(
+    id: Identifier,
+    options: Options<Command, Event, State, Error, Encoded> & { readonly snapshot: SnapshotOptions<State, Encoded> }
+  ): ServiceClass<Self, Identifier, Command, Event, State, Error, EventStore.EventStore | Snapshots.Snapshots>
+  <const Identifier extends string, Command, Event extends { readonly _tag: string }, State, Error>(
+    id: Identifier,
+    options: Options<Command, Event, State, Error>
+  ): ServiceClass<Self, Identifier, Command, Event, State, Error, EventStore.EventStore>
+}
+
+/**
+ * The class {@link Service} returns: a service key for one handler, with the `layer` that builds it (needing `R`)
+ * and the `options` it was declared with.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServiceClass<
+  Self,
+  Identifier extends string,
+  Command,
+  Event extends { readonly _tag: string },
+  State,
+  Error,
+  R
+> extends Context.ServiceClass<Self, Identifier, CommandHandler<Command, Event, State, Error>> {
+  readonly layer: Layer.Layer<Self, never, R>
+  readonly options: Options<Command, Event, State, Error, unknown>
 }

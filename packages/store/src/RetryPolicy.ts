@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 
@@ -30,8 +31,21 @@ export class RetryPolicy extends Context.Reference<Schedule.Schedule<unknown>>("
 }) {}
 
 /**
- * Provides a retry schedule to the command handlers built or run under it. Each recurrence of the schedule is one
- * more attempt (reload, decide, append).
+ * The schedule a `RetryPolicy` layer or `Effect.provideService` put in the current context, or `undefined` when none
+ * did (then {@link RetryPolicy} yields the default).
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const provided: Effect.Effect<Schedule.Schedule<unknown> | undefined> = Effect.map(
+  Effect.context<never>(),
+  (context) => Context.getOrUndefined(context, RetryPolicy)
+)
+
+/**
+ * Provides a retry schedule to command handlers. Provided where a handler is built (its layer), it is that
+ * handler's policy unless the handler has its own `retry` option; provided around one call, it overrides both for
+ * that call (see `CommandHandler.make`). Each recurrence of the schedule is one more attempt (reload, decide, append).
  *
  * @since 0.1.0
  * @category layers
