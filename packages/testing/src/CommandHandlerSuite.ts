@@ -24,6 +24,7 @@ import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Conflicts from "./Conflicts.ts"
 
 /** Names Postgres can store (no NUL character), which generated histories respect. */
 const Name = Schema.String.check(Schema.isPattern(/^[a-z0-9 -]{0,16}$/))
@@ -350,6 +351,74 @@ export const suite = <E>(
         assert.strictEqual(loaded.version, 4)
         assert.notInclude(loaded.state.data.items, "mine")
       })
+    )
+
+    it.effect(
+      "8 concurrent commands that read the same version conflict (Conflicts.rendezvous): 7 retry, none lost",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const stream = `cart-${unique()}`
+          yield* store.append(stream, [{ type: "Opened", data: { owner: "ann" } }])
+          const { carts, conflicts } = yield* Effect.all({ carts: cartHandler, conflicts: Conflicts.Conflicts }).pipe(
+            Effect.provide(Conflicts.layer({ rendezvous: 8 }))
+          )
+          const items = Array.from({ length: 8 }, (_, i) => `item-${i}`)
+          const results = yield* Effect.forEach(items, (item) => carts.handle(stream, { _tag: "Add", items: [item] }), {
+            concurrency: "unbounded"
+          }).pipe(Effect.provide(RetryPolicy.layer(Schedule.recurs(20))))
+          const attempts = results.map((r) => r.attempts)
+          assert.strictEqual(attempts.filter((n) => n === 1).length, 1)
+          assert.isTrue(attempts.every((n) => n >= 1) && attempts.filter((n) => n >= 2).length === 7)
+          assert.isAtLeast(yield* conflicts.appends, 8 + 7)
+          const loaded = yield* carts.load(stream)
+          assert.strictEqual(loaded.version, 9)
+          assert.deepStrictEqual([...loaded.state.data.items].sort(), items)
+        })
+    )
+
+    it.effect("a rival writing before each of the first appends (Conflicts.rival): the retry folds its events in", () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        const stream = `cart-${unique()}`
+        yield* store.append(stream, [{ type: "Opened", data: { owner: "ann" } }])
+        let rivals = 0
+        const { carts, conflicts } = yield* Effect.all({ carts: cartHandler, conflicts: Conflicts.Conflicts }).pipe(
+          Effect.provide(
+            Conflicts.layer({
+              conflicts: 2,
+              rival: () => [{ type: "ItemAdded", data: { item: `rival-${++rivals}` } }]
+            })
+          )
+        )
+        const handled = yield* carts
+          .handle(stream, { _tag: "Add", items: ["mine"] })
+          .pipe(Effect.provide(RetryPolicy.layer(Schedule.recurs(5))))
+        assert.strictEqual(handled.attempts, 3)
+        assert.strictEqual(yield* conflicts.injected, 2)
+        assert.strictEqual(handled.version, 4)
+        assert.deepStrictEqual(handled.state.data.items, ["rival-1", "rival-2", "mine"])
+      })
+    )
+
+    it.effect(
+      "injected conflicts beyond the policy (Conflicts.conflicts): the typed exhaustion error, nothing written",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const stream = `cart-${unique()}`
+          yield* store.append(stream, [{ type: "Opened", data: { owner: "ann" } }])
+          const carts = yield* Effect.provide(cartHandler, Conflicts.layer({ conflicts: 3 }))
+          const error = yield* Effect.flip(carts.handle(stream, { _tag: "Add", items: ["mine"] })).pipe(
+            Effect.provide(RetryPolicy.layer(Schedule.recurs(2)))
+          )
+          assert.instanceOf(error, CommandHandler.ConcurrencyRetriesExhausted)
+          assert.include(error.message, "3 attempts")
+          assert.strictEqual(yield* store.streamVersion(stream), 1)
+          const after = yield* carts.handle(stream, { _tag: "Add", items: ["mine"] })
+          assert.strictEqual(after.attempts, 1)
+          assert.strictEqual(after.version, 2)
+        })
     )
 
     it.effect("a refusal by the decider, or by the machine for an illegal event, writes nothing", () =>
