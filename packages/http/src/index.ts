@@ -12,3 +12,8 @@ export * as ContainerIndex from "./ContainerIndex.ts"
  * @since 0.1.0
  */
 export * as Problem from "./Problem.ts"
+
+/**
+ * @since 0.2.0
+ */
+export * as CommandApi from "./CommandApi.ts"

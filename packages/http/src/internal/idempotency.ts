@@ -11,7 +11,7 @@ export const header = "idempotency-request-sha256"
 
 /** A request under an idempotency key: the endpoint, the container id, and the event as its codec encodes it. */
 export interface Request {
-  readonly endpoint: "create" | "append"
+  readonly endpoint: string
   readonly id: string
   readonly event: unknown
 }

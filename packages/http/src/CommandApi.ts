@@ -1,0 +1,503 @@
+/**
+ * A container resource that goes through the domain: built from a command handler's decider and codec and a Schema
+ * union of its commands, it serves each command as an endpoint, so every request is decided by the user's rules
+ * (and checked by the machine when the decider is `Machine.decider`) before anything is appended.
+ *
+ * - `POST /accounts/{id}/{Command}` (one endpoint per command of the union; the body is the command's fields without
+ *   `_tag`) loads the stream, decides, appends with the loaded version (retrying on a concurrent change as the
+ *   handler's retry policy allows) and answers 200 with `{ id, version, state }`, `ETag: "<version>"` and
+ *   `Location: /accounts/{id}`. `If-Match` is checked against the version loaded for the decision (412 when it
+ *   differs, on any attempt: a conditional command never lands on a version the client did not see);
+ *   `Idempotency-Key` is the command id (the same key again returns the first result; with another body, 422).
+ * - The decider's domain errors (the `errors` option: `Schema.TaggedError` classes) are `application/problem+json`
+ *   with their status (409 by default, or 422) and their fields; the machine's refusal is a 409 `IllegalTransition`.
+ * - `GET /accounts/{id}`: the current state and its `ETag` (404 when the stream has no event).
+ * - An unknown command is a 404 problem that names the commands there are. The OpenAPI document lists every command
+ *   with its body schema (named after the command) and every error it can answer.
+ *
+ * Raw events cannot be posted here: `ContainerApi` (the machine's events as resources) is the opt-in for that.
+ *
+ * @since 0.2.0
+ */
+import { Machine, type Decider } from "@evently/machine"
+import { CommandHandler, EventCodec, EventStore, StreamName } from "@evently/store"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRespondable from "effect/http/HttpServerRespondable"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
+import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
+import * as OpenApi from "effect/http-api/OpenApi"
+import * as ContainerApi from "./ContainerApi.ts"
+import * as EntityTags from "./internal/entityTags.ts"
+import * as Idempotency from "./internal/idempotency.ts"
+import * as Problem from "./Problem.ts"
+
+/**
+ * A domain error the decider may return, as its `Schema.TaggedError` class (answered with 409 Conflict), or with the
+ * status to answer it with: 409 when the state forbids the command now (an account closed), 422 when the command
+ * cannot be carried out as asked (an overdraft).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type DomainError =
+  | DomainErrorSchema
+  | { readonly schema: DomainErrorSchema; readonly status: 409 | 422; readonly title?: string | undefined }
+
+/**
+ * What a domain error's class must be: a Schema with its fields, `_tag` among them.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DomainErrorSchema {
+  readonly fields: { readonly _tag: Schema.Top } & Schema.Struct.Fields
+}
+
+/**
+ * A Schema union of tagged commands (`Schema.TaggedUnion({ Open: { owner: Schema.String }, Close: {} })`): one
+ * endpoint per case.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Commands<Command> {
+  readonly Type: Command
+  readonly cases: Record<string, { readonly fields: Schema.Struct.Fields }>
+}
+
+/**
+ * What the resource is built from: its path segment `name`, the command `handler` (its options, or a
+ * `CommandHandler.Service` class), the `commands` union, the `state` Schema (how a state is sent), the domain
+ * `errors`, and options as in `ContainerApi`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options<Name extends string, Command, Event extends { readonly _tag: string }, State, Error> {
+  readonly name: Name
+  readonly handler:
+    | CommandHandler.Options<Command, Event, State, Error>
+    | { readonly options: CommandHandler.Options<Command, Event, State, Error, unknown> }
+  readonly commands: Commands<Command>
+  readonly state: Schema.Codec<State, unknown>
+  readonly errors?: ReadonlyArray<DomainError> | undefined
+  /** The stream category (default: `name` without a trailing `s`). */
+  readonly category?: string | undefined
+  /** Commands without `If-Match` fail with 428. */
+  readonly requireIfMatch?: boolean | undefined
+  readonly maxBodyBytes?: number | undefined
+  /** The API's id in the OpenAPI document (default `evently`). */
+  readonly apiId?: string | undefined
+  readonly title?: string | undefined
+  readonly version?: string | undefined
+  readonly openapiPath?: `/${string}` | false | undefined
+  readonly docsPath?: `/${string}` | false | undefined
+}
+
+/**
+ * A container's state as the resource sends it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Container<State> {
+  readonly id: string
+  readonly version: number
+  readonly state: State
+}
+
+/**
+ * The resource: its API (one group, `name`), the `group` to add to an API of several containers, and the layers that
+ * implement (`handlers`) and serve (`routes`) it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CommandApi<Name extends string> {
+  readonly name: Name
+  readonly category: string
+  readonly commandTags: ReadonlyArray<string>
+  readonly group: HttpApiGroup.Top
+  readonly api: HttpApi.HttpApi<string, HttpApiGroup.Top>
+  readonly handlers: Layer.Layer<never, never, EventStore.EventStore>
+  readonly routes: Layer.Layer<never, never, EventStore.EventStore | HttpRouter.HttpRouter>
+}
+
+/** The `If-Match` the command was sent with, and the version the decision was made on when they differ. */
+class Stale extends Schema.TaggedError<Stale>("@evently/http/CommandApi/Stale")("Stale", {
+  expected: Schema.String,
+  actual: Schema.Int
+}) {}
+
+interface Envelope<Command> {
+  readonly command: Command
+  readonly ifMatch: string | undefined
+}
+
+interface Versioned<State> {
+  readonly version: number
+  readonly state: State
+}
+
+/** The user's decider, keeping the version beside the state and checking `If-Match` against it on every attempt. */
+const versioned = <Command, Event, State, Error>(
+  decider: Decider.Decider<Command, Event, State, Error>
+): Decider.Decider<Envelope<Command>, Event, Versioned<State>, Error | Stale> => ({
+  initial: { version: 0, state: decider.initial },
+  evolve: (current, event) => ({ version: current.version + 1, state: decider.evolve(current.state, event) }),
+  decide: (envelope, current) => {
+    if (envelope.ifMatch !== undefined) {
+      const tags = EntityTags.parse(envelope.ifMatch)
+      if (tags !== "*" && !(tags ?? []).some((tag) => tag.version === current.version)) {
+        return Result.fail(new Stale({ expected: envelope.ifMatch, actual: current.version }))
+      }
+    }
+    return decider.decide(envelope.command, current.state)
+  }
+})
+
+const etagOf = (version: number) => `"${version}"`
+
+const idempotencyKey = Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
+
+const standardErrors = [
+  Problem.IllegalTransition,
+  Problem.Contended,
+  Problem.PreconditionFailed,
+  Problem.PreconditionRequired,
+  Problem.IdempotencyKeyReused,
+  Problem.Unavailable,
+  Problem.UnreadableEvent
+] as const
+
+/** A domain error on the wire, the way `HttpApiError.Problem` declares one, with its schema named after the error. */
+interface DomainProblem {
+  new (fields: Record<string, unknown>): object
+}
+
+const domainProblem = (name: string, status: number, title: string, fields: Schema.Struct.Fields): DomainProblem => {
+  const struct = Schema.Struct({
+    detail: Schema.optionalKey(Schema.String),
+    ...fields,
+    tag: Schema.tag(name),
+    type: Schema.tag(`urn:evently:problem:${name}`),
+    status: Schema.tag(status),
+    title: Schema.tag(title)
+  }).annotate({ identifier: name })
+  const encode = Schema.encodeUnknownEffect(struct)
+  const Base = Schema.Error<{ readonly _tag: string }>(name)(struct, {
+    description: title,
+    httpApiStatus: status,
+    "~httpApiEncoding": { _tag: "Json", contentType: "application/problem+json" }
+  })
+  Object.assign(Base.prototype, {
+    _tag: name,
+    [HttpServerRespondable.symbol](this: object) {
+      return Effect.map(encode(this), (body) =>
+        HttpServerResponse.jsonUnsafe(body, { status, contentType: "application/problem+json" })
+      )
+    }
+  })
+  return Base as unknown as DomainProblem
+}
+
+const reservedMembers = new Set(["type", "status", "title", "detail", "instance", "tag"])
+
+/** A problem class for each domain error: `urn:evently:problem:<tag>`, its status, and the error's own fields. */
+const domainProblems = (errors: ReadonlyArray<DomainError>) =>
+  new Map(
+    errors.map((entry) => {
+      const { schema, status, title } =
+        "schema" in entry ? entry : { schema: entry, status: 409 as const, title: undefined }
+      const { _tag, ...all } = schema.fields
+      // A problem's own members are not the error's to set: an error field of that name is not sent.
+      const fields = Object.fromEntries(Object.entries(all).filter(([field]) => !reservedMembers.has(field)))
+      const tag = (_tag.ast as { readonly literal?: unknown }).literal
+      const name = typeof tag === "string" ? tag : String(tag)
+      const problem = domainProblem(name, status, title ?? name, fields)
+      return [name, { problem, fields: Object.keys(fields) }] as const
+    })
+  )
+
+const readProblem = (error: { readonly _tag: string; readonly message: string }) =>
+  error instanceof EventStore.UnreadableEvent || error instanceof EventCodec.EventDecodeError
+    ? new Problem.UnreadableEvent({
+        tag: error._tag,
+        position: String(error.position),
+        stream: error.stream,
+        detail: error.message
+      })
+    : new Problem.Unavailable({ tag: error._tag, detail: error.message })
+
+const keyReused = (key: string) =>
+  new Problem.IdempotencyKeyReused({
+    tag: "IdempotencyKeyReused",
+    key,
+    detail: `Idempotency-Key '${key}' was already used for another request on this resource; nothing was written`
+  })
+
+const toContainer = <State>(id: string, current: Versioned<State>): Container<State> => ({
+  id,
+  version: current.version,
+  state: current.state
+})
+
+/**
+ * Builds the resource of a command handler.
+ *
+ * ```ts
+ * const accounts = CommandApi.make({
+ *   name: "accounts",
+ *   handler: Accounts, // a CommandHandler.Service, or { decider, codec }
+ *   commands: AccountCommand,
+ *   state: AccountState,
+ *   errors: [{ schema: Overdrawn, status: 422 }, AccountClosed]
+ * })
+ * const server = HttpRouter.serve(accounts.routes)
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = <const Name extends string, Command, Event extends { readonly _tag: string }, State, Error>(
+  options: Options<Name, Command, Event, State, Error>
+): CommandApi<Name> => {
+  const { name } = options
+  const handlerOptions = (
+    "options" in options.handler ? options.handler.options : options.handler
+  ) as CommandHandler.Options<Command, Event, State, Error>
+  const category = options.category ?? name.replace(/s$/, "")
+  const categoryProblem = StreamName.categoryProblem(category)
+  if (categoryProblem !== undefined) {
+    throw new StreamName.InvalidStreamName({
+      stream: category,
+      reason: `as the stream category of the container type '${name}', ${categoryProblem}`
+    })
+  }
+  const streamOf = (id: string) => `${category}-${id}`
+  const commandTags = Object.keys(options.commands.cases)
+  const problems = domainProblems(options.errors ?? [])
+  const errorSchemas = [
+    ...standardErrors,
+    ...[...problems.values()].map((entry) => entry.problem as unknown as Schema.Top)
+  ]
+
+  const ContainerSchema = Schema.Struct({ id: Schema.String, version: Schema.Int, state: options.state })
+
+  const get = HttpApiEndpoint.get("get", "/:id", {
+    params: { id: ContainerApi.Id },
+    success: HttpApiSchema.WithHeaders(ContainerSchema, { etag: Schema.String }),
+    error: [Problem.NotFound, Problem.Unavailable, Problem.UnreadableEvent]
+  })
+  const commandEndpoints = commandTags.map((tag) => {
+    const { _tag: _ignored, ...fields } = options.commands.cases[tag]!.fields
+    return HttpApiEndpoint.post(tag, `/:id/${tag}`, {
+      params: { id: ContainerApi.Id },
+      headers: { "if-match": Schema.optional(Schema.String), "idempotency-key": idempotencyKey },
+      payload: Schema.Struct(fields).annotate({ identifier: tag }),
+      success: HttpApiSchema.WithHeaders(ContainerSchema, { etag: Schema.String, location: Schema.String }),
+      error: errorSchemas
+    })
+  })
+  const group = HttpApiGroup.make(name)
+    .add(get)
+    .add(...(commandEndpoints as unknown as [typeof get]))
+    .middleware(ContainerApi.RequestGuard)
+    .prefix(`/${name}`) as unknown as HttpApiGroup.Top
+  const api: HttpApi.HttpApi<string, HttpApiGroup.Top> = HttpApi.make(options.apiId ?? "evently")
+    .add(group)
+    .annotate(HttpApi.ParseOptions, { errors: "all" })
+    .annotate(HttpApi.HeadersParseOptions, {})
+    .annotateMerge(
+      OpenApi.annotations({
+        title: options.title ?? `${name} (evently)`,
+        ...(options.version === undefined ? {} : { version: options.version })
+      })
+    )
+
+  /** A refusal or failure of the handler as the problem the client gets. */
+  const toProblem = (error: unknown, key: string | undefined): Effect.Effect<never, unknown> => {
+    if (error instanceof Stale) {
+      return Effect.fail(
+        new Problem.PreconditionFailed({
+          tag: "PreconditionFailed",
+          expected: error.expected,
+          actual: error.actual,
+          detail: `If-Match ${error.expected} does not match the current version ${etagOf(error.actual)}`
+        })
+      )
+    }
+    if (error instanceof Machine.IllegalTransition) {
+      return Effect.fail(
+        new Problem.IllegalTransition({
+          tag: error._tag,
+          eventType: error.eventType,
+          state: error.state,
+          revision: error.revision,
+          allowed: error.allowed,
+          detail: error.message
+        })
+      )
+    }
+    if (error instanceof CommandHandler.ConcurrencyRetriesExhausted) {
+      return Effect.fail(new Problem.Contended({ tag: error._tag, attempts: error.attempts, detail: error.message }))
+    }
+    if (error instanceof EventStore.EventIdConflict) return Effect.fail(keyReused(key ?? ""))
+    const tag =
+      typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+        ? error._tag
+        : undefined
+    const domain = tag === undefined ? undefined : problems.get(tag)
+    if (domain !== undefined) {
+      const source = error as Record<string, unknown>
+      const fields = Object.fromEntries(domain.fields.map((field) => [field, source[field]]))
+      const message = error instanceof globalThis.Error && error.message !== "" ? error.message : tag!
+      return Effect.fail(new domain.problem({ ...fields, detail: message }))
+    }
+    if (typeof error === "object" && error !== null && "message" in error && tag !== undefined) {
+      return Effect.fail(readProblem(error as { readonly _tag: string; readonly message: string }))
+    }
+    return Effect.die(error)
+  }
+
+  const handlers = HttpApiBuilder.group(
+    api,
+    name,
+    Effect.fnUntraced(function* (routes) {
+      const store = yield* EventStore.EventStore
+      const commands = yield* CommandHandler.make({
+        ...handlerOptions,
+        snapshot: undefined,
+        decider: versioned(handlerOptions.decider)
+      })
+
+      /** Whether the first handling of an idempotency key had this fingerprint (stored with its first event). */
+      const isSameRequest = Effect.fnUntraced(function* (
+        id: string,
+        fingerprint: string,
+        handled: CommandHandler.Handled<Event, Versioned<State>>
+      ) {
+        const from = handled.version - handled.events.length + 1
+        const first = yield* Stream.runHead(store.readStream(streamOf(id), { from, limit: 1 })).pipe(
+          Effect.mapError(readProblem)
+        )
+        const stored = first._tag === "Some" ? first.value.metadata.headers?.[Idempotency.header] : undefined
+        return stored === undefined || stored === fingerprint
+      })
+
+      const runCommand = (tag: string) =>
+        Effect.fnUntraced(function* (request: {
+          readonly params: { readonly id: string }
+          readonly headers: {
+            readonly "if-match"?: string | undefined
+            readonly "idempotency-key"?: string | undefined
+          }
+          readonly payload: object
+        }) {
+          const { id } = request.params
+          const ifMatch = request.headers["if-match"]
+          const key = request.headers["idempotency-key"]
+          if (ifMatch === undefined && options.requireIfMatch === true) {
+            return yield* new Problem.PreconditionRequired({
+              tag: "PreconditionRequired",
+              detail: "This server requires If-Match on commands: GET the container and send its ETag"
+            })
+          }
+          if (ifMatch !== undefined && EntityTags.parse(ifMatch) === undefined) {
+            return yield* new Problem.InvalidRequest({
+              tag: "InvalidIfMatch",
+              errors: [
+                {
+                  path: ["headers", "if-match"],
+                  message: `expected * or version ETags such as "3", got ${JSON.stringify(ifMatch)}`
+                }
+              ],
+              detail: "If-Match is not * nor a list of version ETags"
+            })
+          }
+          const command = { _tag: tag, ...request.payload } as Command
+          const fingerprint =
+            key === undefined
+              ? undefined
+              : yield* Idempotency.fingerprint({ endpoint: tag, id, event: request.payload })
+          const handled = yield* commands
+            .handle(
+              streamOf(id),
+              { command, ifMatch },
+              {
+                commandId: key === undefined ? undefined : `${tag}:${key}`,
+                headers: fingerprint === undefined ? undefined : { [Idempotency.header]: fingerprint }
+              }
+            )
+            .pipe(Effect.catch((error) => toProblem(error, key)))
+          if (handled.duplicate && key !== undefined && fingerprint !== undefined) {
+            if (!(yield* isSameRequest(id, fingerprint, handled))) return yield* keyReused(key)
+          }
+          const container = toContainer(id, handled.state)
+          return HttpApiSchema.withHeaders({
+            body: container,
+            headers: { etag: etagOf(container.version), location: `/${name}/${id}` }
+          })
+        })
+
+      let built = routes.handle(
+        "get",
+        Effect.fnUntraced(function* ({ params }: { readonly params: { readonly id: string } }) {
+          const loaded = yield* commands.load(streamOf(params.id)).pipe(Effect.mapError(readProblem))
+          if (loaded.version === 0) {
+            return yield* new Problem.NotFound({
+              tag: "NotFound",
+              id: params.id,
+              detail: `No container '${params.id}'`
+            })
+          }
+          const container = toContainer(params.id, loaded.state)
+          return HttpApiSchema.withHeaders({ body: container, headers: { etag: etagOf(container.version) } })
+        }) as never
+      )
+      for (const tag of commandTags) built = built.handle(tag as never, runCommand(tag) as never)
+      return built as unknown as HttpApiBuilder.Handlers<never>
+    })
+  ) as unknown as Layer.Layer<never, never, EventStore.EventStore>
+
+  const guarded = handlers.pipe(Layer.provideMerge(ContainerApi.layerRequestGuard(options.maxBodyBytes)))
+
+  const unknownCommand = HttpRouter.add("POST", `/${name}/:id/:command`, (request) => {
+    const command = decodeURIComponent(request.url.split("?")[0]!.split("/").pop() ?? "")
+    return HttpServerRespondable.toResponse(
+      new Problem.NoRoute({
+        tag: "UnknownCommand",
+        method: "POST",
+        path: `/${name}/{id}/${command.slice(0, 100)}`,
+        detail: `unknown command '${command.slice(0, 100)}'; expected one of ${commandTags.join(", ")}`
+      })
+    )
+  })
+
+  const openapiPath = options.openapiPath === false ? undefined : (options.openapiPath ?? "/openapi.json")
+  const docs =
+    options.docsPath === false ? Layer.empty : HttpApiScalar.layer(api, { path: options.docsPath ?? "/docs" })
+  const routes = Layer.mergeAll(HttpApiBuilder.layer(api, { openapiPath }), docs, unknownCommand).pipe(
+    Layer.provideMerge(guarded)
+  ) as unknown as Layer.Layer<never, never, EventStore.EventStore | HttpRouter.HttpRouter>
+
+  return {
+    name,
+    category,
+    commandTags,
+    group,
+    api,
+    handlers: guarded as unknown as Layer.Layer<never, never, EventStore.EventStore>,
+    routes
+  }
+}
