@@ -83,7 +83,14 @@ export interface Commands<Command> {
  * @since 0.2.0
  * @category models
  */
-export interface Options<Name extends string, Command, Event extends { readonly _tag: string }, State, Error> {
+export interface Options<
+  Name extends string,
+  Command,
+  Event extends { readonly _tag: string },
+  State,
+  Error,
+  MachineData = unknown
+> {
   readonly name: Name
   readonly handler:
     | CommandHandler.Options<Command, Event, State, Error>
@@ -93,6 +100,12 @@ export interface Options<Name extends string, Command, Event extends { readonly 
   readonly errors?: ReadonlyArray<DomainError> | undefined
   /** The stream category (default: `name` without a trailing `s`). */
   readonly category?: string | undefined
+  /**
+   * Raw events (microcosm's style) are off: the events of this resource come from its commands. Given a machine of
+   * the events, `POST /{name}/{id}/events` takes one event as its body, checks it against the machine (not the
+   * decider: no domain rule applies) and appends it with the loaded version. Turn it on only for trusted clients.
+   */
+  readonly rawEvents?: { readonly machine: Machine.Machine<Event, MachineData> } | undefined
   /** Commands without `If-Match` fail with 428. */
   readonly requireIfMatch?: boolean | undefined
   readonly maxBodyBytes?: number | undefined
@@ -269,8 +282,15 @@ const toContainer = <State>(id: string, current: Versioned<State>): Container<St
  * @since 0.2.0
  * @category constructors
  */
-export const make = <const Name extends string, Command, Event extends { readonly _tag: string }, State, Error>(
-  options: Options<Name, Command, Event, State, Error>
+export const make = <
+  const Name extends string,
+  Command,
+  Event extends { readonly _tag: string },
+  State,
+  Error,
+  MachineData = unknown
+>(
+  options: Options<Name, Command, Event, State, Error, MachineData>
 ): CommandApi<Name> => {
   const { name } = options
   const handlerOptions = (
@@ -309,9 +329,22 @@ export const make = <const Name extends string, Command, Event extends { readonl
       error: errorSchemas
     })
   })
+  const rawEndpoint =
+    options.rawEvents === undefined
+      ? []
+      : [
+          HttpApiEndpoint.post("events", "/:id/events", {
+            params: { id: ContainerApi.Id },
+            headers: { "if-match": Schema.optional(Schema.String), "idempotency-key": idempotencyKey },
+            payload: handlerOptions.codec.schema,
+            success: HttpApiSchema.WithHeaders(ContainerSchema, { etag: Schema.String, location: Schema.String }),
+            error: errorSchemas
+          })
+        ]
   const group = HttpApiGroup.make(name)
     .add(get)
     .add(...(commandEndpoints as unknown as [typeof get]))
+    .add(...(rawEndpoint as unknown as [typeof get]))
     .middleware(ContainerApi.RequestGuard)
     .prefix(`/${name}`) as unknown as HttpApiGroup.Top
   const api: HttpApi.HttpApi<string, HttpApiGroup.Top> = HttpApi.make(options.apiId ?? "evently")
@@ -395,6 +428,17 @@ export const make = <const Name extends string, Command, Event extends { readonl
         return stored === undefined || stored === fingerprint
       })
 
+      // Raw events, when turned on: the machine's check, then the event as the decision.
+      const machine = options.rawEvents?.machine
+      const events =
+        machine === undefined
+          ? undefined
+          : yield* CommandHandler.make({
+              ...handlerOptions,
+              snapshot: undefined,
+              decider: versioned(Machine.decider(machine, (event: Event) => Result.succeed([event])))
+            })
+
       const runCommand = (tag: string) =>
         Effect.fnUntraced(function* (request: {
           readonly params: { readonly id: string }
@@ -425,12 +469,13 @@ export const make = <const Name extends string, Command, Event extends { readonl
               detail: "If-Match is not * nor a list of version ETags"
             })
           }
-          const command = { _tag: tag, ...request.payload } as Command
+          const raw = tag === "events" && events !== undefined
+          const command = (raw ? request.payload : { _tag: tag, ...request.payload }) as Command
           const fingerprint =
             key === undefined
               ? undefined
               : yield* Idempotency.fingerprint({ endpoint: tag, id, event: request.payload })
-          const handled = yield* commands
+          const handled = yield* (raw ? (events as unknown as typeof commands) : commands)
             .handle(
               streamOf(id),
               { command, ifMatch },
@@ -443,7 +488,11 @@ export const make = <const Name extends string, Command, Event extends { readonl
           if (handled.duplicate && key !== undefined && fingerprint !== undefined) {
             if (!(yield* isSameRequest(id, fingerprint, handled))) return yield* keyReused(key)
           }
-          const container = toContainer(id, handled.state)
+          // A raw event's handler folds the machine's state: the resource sends the domain's.
+          const state = raw
+            ? (yield* commands.load(streamOf(id)).pipe(Effect.mapError(readProblem))).state
+            : handled.state
+          const container = toContainer(id, state)
           return HttpApiSchema.withHeaders({
             body: container,
             headers: { etag: etagOf(container.version), location: `/${name}/${id}` }
@@ -466,6 +515,7 @@ export const make = <const Name extends string, Command, Event extends { readonl
         }) as never
       )
       for (const tag of commandTags) built = built.handle(tag as never, runCommand(tag) as never)
+      if (events !== undefined) built = built.handle("events" as never, runCommand("events") as never)
       return built as unknown as HttpApiBuilder.Handlers<never>
     })
   ) as unknown as Layer.Layer<never, never, EventStore.EventStore>

@@ -2,6 +2,7 @@
  * The bank account of issue 19: a decider that refuses an overdraft and closing an account with money in it, served
  * over HTTP through `CommandApi`.
  */
+import { Machine, Rule } from "@evently/machine"
 import { CommandHandler, EventCodec } from "@evently/store"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
@@ -98,3 +99,13 @@ export class Accounts extends CommandHandler.Service<Accounts>()("@evently/http/
   codec: EventCodec.make(AccountEvent),
   retry: Schedule.spaced("2 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 200 }))
 }) {}
+
+const whileOpen = Rule.anyOf(Rule.event("Opened"), Rule.event("Deposited"), Rule.event("Withdrawn"))
+
+/** The life cycle of an account as a machine: what raw events, when turned on, are checked against. */
+export const AccountMachine = Machine.make(AccountEvent, {
+  Opened: { follows: Rule.nothing() },
+  Deposited: { follows: whileOpen },
+  Withdrawn: { follows: whileOpen },
+  Closed: { follows: whileOpen }
+})

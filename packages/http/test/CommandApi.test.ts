@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import { createServer } from "node:http"
-import { AccountCommand, Accounts, AccountState, BalanceNotZero, NotOpen, Overdrawn } from "./Bank.ts"
+import { AccountCommand, AccountMachine, Accounts, AccountState, BalanceNotZero, NotOpen, Overdrawn } from "./Bank.ts"
 
 const accounts = CommandApi.make({
   name: "accounts",
@@ -23,12 +23,24 @@ const accounts = CommandApi.make({
   version: "1.2.3"
 })
 
+// The same accounts as ledgers, with raw events turned on: they are checked by the machine only.
+const ledgers = CommandApi.make({
+  name: "ledgers",
+  handler: Accounts,
+  commands: AccountCommand,
+  state: AccountState,
+  rawEvents: { machine: AccountMachine },
+  openapiPath: false,
+  docsPath: false
+})
+
 const database = PgSchema.layerMigrate.pipe(Layer.orDie, Layer.provideMerge(TestDatabase.layer({ maxConnections: 12 })))
 const stores = PgEventStore.layer().pipe(Layer.provideMerge(database))
 
-const Server = HttpRouter.serve(accounts.routes, { disableLogger: true, disableListenLog: true }).pipe(
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
-)
+const Server = HttpRouter.serve(Layer.mergeAll(accounts.routes, ledgers.routes), {
+  disableLogger: true,
+  disableListenLog: true
+}).pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })))
 
 interface Body {
   readonly [member: string]: unknown
@@ -220,6 +232,23 @@ layer(Server.pipe(Layer.provideMerge(stores)), { excludeTestServices: true, time
         assert.strictEqual(raw.status, 404)
         const bad = yield* command(id, "Withdraw", { amount: -5 })
         assert.strictEqual(bad.status, 400)
+      })
+    )
+
+    it.effect("raw events, turned on, are checked by the machine only and answered with the domain's state", () =>
+      Effect.gen(function* () {
+        const id = unique()
+        const early = yield* call("POST", `/ledgers/${id}/events`, { body: { _tag: "Deposited", amount: 5 } })
+        assert.strictEqual(early.status, 409)
+        assert.strictEqual(early.body.tag, "IllegalTransition")
+        assert.strictEqual((yield* call("POST", `/ledgers/${id}/Open`, { body: { owner: "bob" } })).status, 200)
+        const raw = yield* call("POST", `/ledgers/${id}/events`, { body: { _tag: "Deposited", amount: 5 } })
+        assert.strictEqual(raw.status, 200)
+        assert.deepStrictEqual<unknown>(raw.body, {
+          id,
+          version: 2,
+          state: { status: "open", owner: "bob", balance: 5 }
+        })
       })
     )
 
