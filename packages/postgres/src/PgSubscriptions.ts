@@ -9,6 +9,7 @@
 import { PgClient } from "@effect/sql-pg"
 import type * as EventStore from "@evently/store/EventStore"
 import * as Subscriptions from "@evently/store/Subscriptions"
+import * as KeyedLock from "@evently/store/KeyedLock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -333,22 +334,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   // One worker per partition in this process, before the advisory lock that holds across processes: a session
   // advisory lock is re-entrant, so on a database with one session (the embedded PGlite) it would let a second
   // worker of this process in.
-  const localLocks = new Map<string, Semaphore.Semaphore>()
-  const localLock = (name: string, partition: number) => {
-    const key = `${partition}:${name}`
-    let lock = localLocks.get(key)
-    if (lock === undefined) {
-      lock = Semaphore.makeUnsafe(1)
-      localLocks.set(key, lock)
-    }
-    return lock
-  }
+  const localLocks = KeyedLock.makeUnsafe<string>()
   const ephemerals = new Map<string, Set<EphemeralCursor>>()
   const ephemeralParked: Array<Subscriptions.ParkedEvent> = []
 
   // Standby: try the partition's lock until it is ours (the holder's death releases it).
   const takeLease = Effect.fnUntraced(function* (connection: SessionConnection, name: string, partition: number) {
-    yield* localLock(name, partition).takeScoped(1)
+    yield* localLocks.takeScoped(`${partition}:${name}`)
     yield* connection
       .query<{ locked: boolean }>(
         "lock",

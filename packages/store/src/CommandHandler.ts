@@ -14,12 +14,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as Correlation from "./Correlation.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as KeyedLock from "./KeyedLock.ts"
 import * as Uuid from "./internal/uuid.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import * as SnapshotPolicy from "./SnapshotPolicy.ts"
@@ -314,26 +314,9 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     }
 
     // With `oneAtATimePerStream`: a lock per stream, dropped when no command holds or awaits it.
-    const turns = new Map<StreamName.StreamName, { readonly lock: Semaphore.Semaphore; waiting: number }>()
+    const turns = KeyedLock.makeUnsafe<StreamName.StreamName>()
     const inTurn = <A, E, R>(stream: StreamName.StreamName, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      options.oneAtATimePerStream !== true
-        ? effect
-        : Effect.suspend(() => {
-            let turn = turns.get(stream)
-            if (turn === undefined) {
-              turn = { lock: Semaphore.makeUnsafe(1), waiting: 0 }
-              turns.set(stream, turn)
-            }
-            const mine = turn
-            mine.waiting++
-            return mine.lock.withPermit(effect).pipe(
-              Effect.ensuring(
-                Effect.sync(() => {
-                  if (--mine.waiting === 0) turns.delete(stream)
-                })
-              )
-            )
-          })
+      options.oneAtATimePerStream !== true ? effect : turns.withLock(stream, effect)
 
     /** The newest usable snapshot, or nothing (with a warning when one exists but cannot be used). */
     const snapshotOf = Effect.fnUntraced(function* (stream: StreamName.StreamName) {

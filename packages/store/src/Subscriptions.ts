@@ -15,9 +15,9 @@ import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as EventStore from "./EventStore.ts"
+import * as KeyedLock from "./KeyedLock.ts"
 import * as Faults from "./Faults.ts"
 import * as StreamName from "./StreamName.ts"
 
@@ -774,16 +774,8 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
     const checkpoints = new Map<string, MemoryCheckpoint>()
     // The cursors of the ephemeral subscriptions running now, by name: each lives as long as its stream.
     const ephemerals = new Map<string, Set<MemoryCheckpoint>>()
-    const locks = new Map<string, Semaphore.Semaphore>()
+    const locks = KeyedLock.makeUnsafe<string>()
     const parkedEvents: Array<ParkedEvent> = []
-    const lockOf = (key: string) => {
-      let lock = locks.get(key)
-      if (lock === undefined) {
-        lock = Semaphore.makeUnsafe(1)
-        locks.set(key, lock)
-      }
-      return lock
-    }
     const head = Stream.runLast(store.readAll()).pipe(
       Effect.map(Option.match({ onNone: () => 0n, onSome: (event) => event.position })),
       Effect.mapError(storage("read"))
@@ -806,7 +798,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       options: SubscribeOptions | undefined
     ) {
       const key = keyOf(name, partition)
-      yield* lockOf(key).takeScoped(1)
+      yield* locks.takeScoped(key)
       let state = checkpoints.get(key)
       if (state === undefined) {
         state = { position: yield* startPosition(options?.start), partition, options }
