@@ -14,12 +14,16 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as Correlation from "./Correlation.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as KeyedLock from "./KeyedLock.ts"
+import * as Idempotency from "./internal/commandHandler/idempotency.ts"
+import * as Loading from "./internal/commandHandler/loading.ts"
+import type { Known } from "./internal/commandHandler/loading.ts"
+import * as Snapshotting from "./internal/commandHandler/snapshotting.ts"
+import * as StateCache from "./internal/commandHandler/stateCache.ts"
 import * as Uuid from "./internal/uuid.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import * as SnapshotPolicy from "./SnapshotPolicy.ts"
@@ -237,18 +241,6 @@ const outcomeOf = <A extends { readonly duplicate: boolean; readonly events: Rea
   return isHandleError(error.value) ? "failed" : "refused"
 }
 
-/** The events a command id produced, as found in a stream. */
-/** A loaded state and the id of the event at its version (unknown when it came from a snapshot alone). */
-interface Known<State> extends Loaded<State> {
-  readonly lastEventId: string | undefined
-}
-
-interface Found<Event> {
-  readonly version: number
-  readonly events: Array<Event>
-  readonly positions: Array<bigint>
-}
-
 /**
  * Builds a command handler on the `EventStore` in context (and the `Snapshots` service when the options ask for
  * snapshots). `SnapshotPolicy` and `Correlation` are read on each command, so a layer or `Effect.provideService`
@@ -289,193 +281,20 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const snapshots = snapshotOptions === undefined ? undefined : yield* Snapshots.Snapshots
     const { decider, codec } = options
     const typed = EventCodec.typed(store, codec)
-    const schemaVersion = snapshotOptions?.schemaVersion ?? 1
-    const decodeState = snapshotOptions === undefined ? undefined : Schema.decodeUnknownEffect(snapshotOptions.schema)
-    const encodeState = snapshotOptions === undefined ? undefined : Schema.encodeEffect(snapshotOptions.schema)
-
-    // Most recently used last: a Map keeps insertion order, so the first key is the one to evict.
+    // Most recently used last; `cache: false` keeps none.
     const capacity = options.cache === false ? 0 : Math.max(0, Math.floor(options.cache?.capacity ?? 1_000))
-    const cache = new Map<StreamName.StreamName, Known<State>>()
-    const cacheGet = (stream: StreamName.StreamName): Known<State> | undefined => {
-      const entry = cache.get(stream)
-      if (entry !== undefined) {
-        cache.delete(stream)
-        cache.set(stream, entry)
-      }
-      return entry
-    }
-    const cacheSet = (loaded: Known<State>): void => {
-      if (capacity === 0) return
-      const current = cache.get(loaded.stream)
-      if (current !== undefined && current.version > loaded.version) return
-      cache.delete(loaded.stream)
-      cache.set(loaded.stream, loaded)
-      if (cache.size > capacity) cache.delete(cache.keys().next().value!)
-    }
+    const cache = StateCache.make<StreamName.StreamName, Known<State>>(capacity)
+    const snapshotting =
+      snapshots === undefined || snapshotOptions === undefined
+        ? Snapshotting.none<State>()
+        : Snapshotting.make(snapshots, snapshotOptions)
+    const { loadStream, stateAt } = Loading.make(typed, decider, cache, snapshotting)
+    const { findCommand, duplicateOf } = Idempotency.make(typed, stateAt)
 
     // With `oneAtATimePerStream`: a lock per stream, dropped when no command holds or awaits it.
     const turns = KeyedLock.makeUnsafe<StreamName.StreamName>()
     const inTurn = <A, E, R>(stream: StreamName.StreamName, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       options.oneAtATimePerStream !== true ? effect : turns.withLock(stream, effect)
-
-    /** The newest usable snapshot, or nothing (with a warning when one exists but cannot be used). */
-    const snapshotOf = Effect.fnUntraced(function* (stream: StreamName.StreamName) {
-      if (snapshots === undefined || decodeState === undefined) return Option.none<readonly [number, State]>()
-      const loaded = yield* snapshots
-        .load(stream)
-        .pipe(
-          Effect.catchCause((cause) =>
-            Effect.as(
-              Effect.logWarning(`Snapshot of '${stream}' could not be loaded; folding from the first event`, cause),
-              Option.none<Snapshots.Snapshot>()
-            )
-          )
-        )
-      if (Option.isNone(loaded)) return Option.none<readonly [number, State]>()
-      const snapshot = loaded.value
-      if (snapshot.schemaVersion !== schemaVersion) {
-        yield* Effect.logWarning(
-          `Snapshot of '${stream}' at version ${snapshot.version} has schema version ${snapshot.schemaVersion}, ` +
-            `not ${schemaVersion}; ignored, folding from the first event`
-        )
-        return Option.none<readonly [number, State]>()
-      }
-      return yield* decodeState(snapshot.state).pipe(
-        Effect.map((state) => Option.some([snapshot.version, state] as const)),
-        Effect.catchCause((cause) =>
-          Effect.as(
-            Effect.logWarning(
-              `Snapshot of '${stream}' at version ${snapshot.version} does not decode; ignored, folding from the first event`,
-              cause
-            ),
-            Option.none<readonly [number, State]>()
-          )
-        )
-      )
-    })
-
-    /**
-     * Loads a stream and collects the events a command id produced after the starting point. With `previous` (the
-     * load of an earlier attempt of the same command), it goes on from there and reads only the events appended
-     * since: a retry after a conflict costs the events that caused it, not the whole stream again.
-     */
-    const loadStream = Effect.fnUntraced(function* (
-      stream: StreamName.StreamName,
-      commandId: string | undefined,
-      previous?: { readonly loaded: Known<State>; readonly found: Found<Event> | undefined }
-    ): Effect.fn.Return<{ readonly loaded: Known<State>; readonly found: Found<Event> | undefined }, LoadError> {
-      const fromCache = previous === undefined ? cacheGet(stream) : undefined
-      const cached = previous?.loaded ?? fromCache
-      const [snapshotVersion, initial, startVersion] =
-        cached === undefined
-          ? Option.match(yield* snapshotOf(stream), {
-              onNone: () => [0, decider.initial, 0] as const,
-              onSome: ([version, state]) => [version, state, version] as const
-            })
-          : ([cached.snapshotVersion, cached.state, previous?.loaded.startVersion ?? cached.version] as const)
-      let state = initial
-      let version = cached?.version ?? snapshotVersion
-      let lastEventId = cached?.lastEventId
-      // A cached state is checked against the stream: its last event must still be there, at its version (an append
-      // in a caller's transaction that was rolled back would otherwise leave a state that never existed).
-      const verify = fromCache?.lastEventId
-      let unverified = verify !== undefined
-      let stale = false
-      let eventsRead = 0
-      let found: Found<Event> | undefined = previous?.found
-      yield* typed.readStream(stream, { from: verify === undefined ? version + 1 : version }).pipe(
-        Stream.runForEach((recorded) =>
-          Effect.sync(() => {
-            if (unverified) {
-              unverified = false
-              stale = recorded.streamVersion !== version || recorded.eventId !== verify
-              return
-            }
-            if (stale) return
-            state = decider.evolve(state, recorded.event)
-            version = recorded.streamVersion
-            lastEventId = recorded.eventId
-            eventsRead++
-            if (commandId !== undefined && recorded.metadata.causationId === commandId) {
-              found ??= { version: 0, events: [], positions: [] }
-              found = {
-                version: recorded.streamVersion,
-                events: [...found.events, recorded.event],
-                positions: [...found.positions, recorded.position]
-              }
-            }
-          })
-        )
-      )
-      if (unverified || stale) {
-        cache.delete(stream)
-        return yield* loadStream(stream, commandId)
-      }
-      const loaded: Known<State> = { stream, version, state, snapshotVersion, startVersion, eventsRead, lastEventId }
-      cacheSet(loaded)
-      return { loaded, found }
-    })
-
-    /** The state after the stream's first `version` events, folded from the beginning. */
-    const stateAt = (stream: StreamName.StreamName, version: number) =>
-      typed.readStream(stream, { from: 1, limit: version }).pipe(
-        Stream.runFold(
-          () => decider.initial,
-          (state, recorded) => decider.evolve(state, recorded.event)
-        )
-      )
-
-    /** Searches the whole stream for the events a command id produced (when a snapshot hid them). */
-    const findCommand = Effect.fnUntraced(function* (stream: StreamName.StreamName, commandId: string) {
-      let found: Found<Event> | undefined
-      yield* typed.readStream(stream).pipe(
-        Stream.filter((recorded) => recorded.metadata.causationId === commandId),
-        Stream.runForEach((recorded) =>
-          Effect.sync(() => {
-            found ??= { version: 0, events: [], positions: [] }
-            found = {
-              version: recorded.streamVersion,
-              events: [...found.events, recorded.event],
-              positions: [...found.positions, recorded.position]
-            }
-          })
-        )
-      )
-      return found
-    })
-
-    const duplicateOf = (stream: StreamName.StreamName, found: Found<Event>, attempts: number) =>
-      Effect.map(stateAt(stream, found.version), (state): Handled<Event, State> => ({
-        stream,
-        version: found.version,
-        events: found.events,
-        positions: found.positions,
-        state,
-        attempts,
-        duplicate: true
-      }))
-
-    /** Saves a snapshot when the policy asks for one; says whether it did (a failure is logged, never raised). */
-    const saveSnapshot = (stream: StreamName.StreamName, loaded: Loaded<State>, version: number, state: State) => {
-      if (snapshots === undefined || encodeState === undefined) return Effect.succeed(false)
-      return Effect.gen(function* () {
-        const policy = snapshotOptions?.policy ?? (yield* SnapshotPolicy.SnapshotPolicy)
-        if (!policy({ stream, version, snapshotVersion: loaded.snapshotVersion, state })) return false
-        const encoded = yield* encodeState(state)
-        yield* snapshots.save({ stream, version, schemaVersion, state: encoded })
-        return true
-      }).pipe(
-        Effect.catchCause((cause) =>
-          Effect.as(
-            Effect.logWarning(
-              `Snapshot of '${stream}' at version ${version} was not saved; the command succeeded`,
-              cause
-            ),
-            false
-          )
-        )
-      )
-    }
 
     const load = Effect.fn("CommandHandler.load")(function* (stream: string) {
       const name = yield* StreamName.parse(stream)
@@ -483,6 +302,83 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       const { loaded } = yield* loadStream(name, undefined)
       const { lastEventId: _known, ...result } = loaded
       return result satisfies Loaded<State>
+    })
+
+    /**
+     * Appends the events a command decided with the version it loaded (nothing to append: the state as loaded). An
+     * append that replays the same event ids, or meets them stored before a snapshot, is the command's first handling.
+     */
+    const appendDecided = Effect.fnUntraced(function* (
+      name: StreamName.StreamName,
+      loaded: Known<State>,
+      events: ReadonlyArray<Event>,
+      ids: {
+        readonly commandId: string
+        readonly givenId: string | undefined
+        readonly metadata: EventStore.Metadata
+        readonly attempts: number
+      }
+    ) {
+      if (events.length === 0) {
+        const handled: Handled<Event, State> = {
+          stream: name,
+          version: loaded.version,
+          events: [],
+          positions: [],
+          state: loaded.state,
+          attempts: ids.attempts,
+          duplicate: false
+        }
+        return handled
+      }
+      const outcome = yield* typed
+        .append(
+          name,
+          events.map((event, index) => ({ event, eventId: eventId(name, ids.commandId, index) })),
+          { expected: ExpectedVersion.Exact(loaded.version), metadata: ids.metadata }
+        )
+        .pipe(
+          Effect.map((result) => ({ _tag: "Appended", result }) as const),
+          Effect.catchIf(isEventIdConflict, (conflict) =>
+            // The same command id produced other events earlier (before the snapshot we loaded from).
+            ids.givenId === undefined
+              ? Effect.fail(conflict)
+              : Effect.flatMap(findCommand(name, ids.givenId), (earlier) =>
+                  earlier === undefined ? Effect.fail(conflict) : Effect.succeed({ _tag: "Earlier", earlier } as const)
+                )
+          )
+        )
+      if (outcome._tag === "Earlier") return yield* duplicateOf(name, outcome.earlier, ids.attempts)
+      const appended = outcome.result
+      if (appended.version !== loaded.version + events.length) {
+        // The store replayed an append of the same ids that committed after our read: the first handling.
+        return yield* duplicateOf(
+          name,
+          { version: appended.version, events: [...events], positions: [...appended.positions] },
+          ids.attempts
+        )
+      }
+      let state = loaded.state
+      for (const event of events) state = decider.evolve(state, event)
+      const saved = yield* snapshotting.save(name, loaded, appended.version, state)
+      cache.set({
+        ...loaded,
+        version: appended.version,
+        state,
+        snapshotVersion: saved ? appended.version : loaded.snapshotVersion,
+        eventsRead: 0,
+        lastEventId: eventId(name, ids.commandId, events.length - 1)
+      })
+      const handled: Handled<Event, State> = {
+        stream: name,
+        version: appended.version,
+        events,
+        positions: appended.positions,
+        state,
+        attempts: ids.attempts,
+        duplicate: false
+      }
+      return handled
     })
 
     const handle = Effect.fn("CommandHandler.handle")(function* (
@@ -503,7 +399,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           ? { correlationId, causationId: commandId }
           : { correlationId, causationId: commandId, headers: handleOptions.headers }
       let attempts = 0
-      let previous: { readonly loaded: Known<State>; readonly found: Found<Event> | undefined } | undefined
+      let previous: Loading.Load<Event, State> | undefined
 
       const attempt = Effect.gen(function* () {
         attempts++
@@ -519,69 +415,7 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
           }
           return yield* Effect.fail(decided.failure)
         }
-        const events = decided.success
-        if (events.length === 0) {
-          const handled: Handled<Event, State> = {
-            stream: name,
-            version: loaded.version,
-            events: [],
-            positions: [],
-            state: loaded.state,
-            attempts,
-            duplicate: false
-          }
-          return handled
-        }
-        const outcome = yield* typed
-          .append(
-            name,
-            events.map((event, index) => ({ event, eventId: eventId(name, commandId, index) })),
-            { expected: ExpectedVersion.Exact(loaded.version), metadata }
-          )
-          .pipe(
-            Effect.map((result) => ({ _tag: "Appended", result }) as const),
-            Effect.catchIf(isEventIdConflict, (conflict) =>
-              // The same command id produced other events earlier (before the snapshot we loaded from).
-              givenId === undefined
-                ? Effect.fail(conflict)
-                : Effect.flatMap(findCommand(name, givenId), (earlier) =>
-                    earlier === undefined
-                      ? Effect.fail(conflict)
-                      : Effect.succeed({ _tag: "Earlier", earlier } as const)
-                  )
-            )
-          )
-        if (outcome._tag === "Earlier") return yield* duplicateOf(name, outcome.earlier, attempts)
-        const appended = outcome.result
-        if (appended.version !== loaded.version + events.length) {
-          // The store replayed an append of the same ids that committed after our read: the first handling.
-          return yield* duplicateOf(
-            name,
-            { version: appended.version, events: [...events], positions: [...appended.positions] },
-            attempts
-          )
-        }
-        let state = loaded.state
-        for (const event of events) state = decider.evolve(state, event)
-        const saved = yield* saveSnapshot(name, loaded, appended.version, state)
-        cacheSet({
-          ...loaded,
-          version: appended.version,
-          state,
-          snapshotVersion: saved ? appended.version : loaded.snapshotVersion,
-          eventsRead: 0,
-          lastEventId: eventId(name, commandId, events.length - 1)
-        })
-        const handled: Handled<Event, State> = {
-          stream: name,
-          version: appended.version,
-          events,
-          positions: appended.positions,
-          state,
-          attempts,
-          duplicate: false
-        }
-        return handled
+        return yield* appendDecided(name, loaded, decided.success, { commandId, givenId, metadata, attempts })
       })
 
       return yield* inTurn(name, Effect.retry(attempt, { schedule, while: isWrongExpectedVersion })).pipe(
