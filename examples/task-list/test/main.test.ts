@@ -45,6 +45,25 @@ const assertStory = (stdout: string) => {
   assert.include(stdout, "s4 --> s6: Completed")
 }
 
+/** The timing breakdown's steps and total; asserts the line is there, every step is named, and the steps add up. */
+const assertTiming = (stdout: string) => {
+  const line = /^Timing: (.+) = (\d+) ms$/m.exec(stdout)
+  assert.isNotNull(line, stdout)
+  const steps = line![1]!.split(" + ").map((part) => {
+    const step = /^(.+) (\d+) ms$/.exec(part)
+    assert.isNotNull(step, part)
+    return [step![1]!, Number(step![2])] as const
+  })
+  assert.deepStrictEqual(
+    steps.map(([name]) => name),
+    ["process start", "database start", "migrations", "the example", "shutdown"]
+  )
+  assert.strictEqual(
+    steps.reduce((sum, [, ms]) => sum + ms, 0),
+    Number(line![2])
+  )
+}
+
 /** An event-type list with the events after the fourth sorted: the two racing commands land in either order. */
 const raceSorted = (types: string) => {
   const list = types.split(",")
@@ -64,6 +83,7 @@ describe("pnpm example", () => {
       assert.strictEqual(code, 0, stderr)
       assert.include(stdout, "evently: using the embedded database (PGlite) in memory")
       assertStory(stdout)
+      assertTiming(stdout)
     })
   )
 })
@@ -85,6 +105,7 @@ layer(TestDatabase.layer(), { excludeTestServices: true, timeout: "120 seconds" 
           assert.strictEqual(code, 0, stderr)
           assert.include(stdout, `evently: using PostgreSQL at ${PgConfig.describe(Redacted.make(server.toString()))}`)
           assertStory(stdout)
+          assertTiming(stdout)
           runs.push(runIdOf(stdout))
         }
         assert.notStrictEqual(runs[0], runs[1])
