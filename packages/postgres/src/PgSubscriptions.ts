@@ -242,14 +242,20 @@ const makeCommitter = Effect.fnUntraced(function* (
   attributes: ReturnType<typeof metricAttributes>
 ) {
   let committed = checkpoints.initial
-  let poisoned: Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost | undefined
+  let poisoned: Subscriptions.SubscriptionError | undefined
+  // Why the session's reader stopped, if it failed: batches it had read before are still handed out, and their
+  // commits fail with this error rather than a bare "ended", so that a reason that ends `run` (an unreadable row)
+  // reaches it instead of a restart that would meet the same row again.
+  let readerFailure: Subscriptions.SubscriptionError | undefined
   const permit = yield* Semaphore.make(1)
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
-      poisoned ??= new Subscriptions.SubscriptionStorageError({
-        operation: "commit",
-        cause: new Error("the session that read this batch has ended; the batch will be delivered again")
-      })
+      poisoned ??=
+        readerFailure ??
+        new Subscriptions.SubscriptionStorageError({
+          operation: "commit",
+          cause: new Error("the session that read this batch has ended; the batch will be delivered again")
+        })
     })
   )
   const poisonOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -265,7 +271,7 @@ const makeCommitter = Effect.fnUntraced(function* (
   const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     permit.withPermit(
       poisonOnFailure(
-        Effect.suspend((): Effect.Effect<A, E | Subscriptions.SubscriptionStorageError | Subscriptions.LeaseLost, R> =>
+        Effect.suspend((): Effect.Effect<A, E | Subscriptions.SubscriptionError, R> =>
           poisoned === undefined ? effect : Effect.fail(poisoned)
         )
       )
@@ -279,6 +285,9 @@ const makeCommitter = Effect.fnUntraced(function* (
     })
   return {
     poisoned: () => poisoned,
+    readerFailed: (error: Subscriptions.SubscriptionError) => {
+      readerFailure = error
+    },
     commit: (to: Cursor, count: number) =>
       guarded(
         Effect.gen(function* () {
@@ -607,7 +616,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             return [[batch], Option.some(to)] as const
           }
         })
-        return Stream.paginate(checkpoints.initial, next)
+        return Stream.paginate(checkpoints.initial, (cursor: Cursor) =>
+          Effect.tapError(next(cursor), (error) => Effect.sync(() => committer.readerFailed(error)))
+        )
       })
     )
 

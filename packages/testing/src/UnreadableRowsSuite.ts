@@ -1,15 +1,15 @@
 /**
  * Rows damaged outside evently (a restore, a manual fix, another tool) on every read path of an `EventStore` over
  * SQL: each test appends through the store, damages one row with SQL, and checks that `readStream`, `readCategories`,
- * `readAll` and a `CommandHandler` fail with an `UnreadableEvent` naming its position after the events before it,
+ * `readAll`, a `CommandHandler` and the Postgres subscriptions fail with an `UnreadableEvent` naming its position after the events before it,
  * never with a defect. The memory store cannot hold such rows, so this suite runs against the Postgres adapter on a
  * server and on PGlite.
  *
  * @since 0.2.0
  */
 import { assert, layer } from "@effect/vitest"
-import { PgSchema } from "@evently/postgres"
-import { CommandHandler, EventCodec, EventStore } from "@evently/store"
+import { PgSchema, PgSubscriptions } from "@evently/postgres"
+import { CommandHandler, EventCodec, EventStore, Subscriptions } from "@evently/store"
 import * as Cause from "effect/Cause"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -244,6 +244,36 @@ export const suite = <E>(
             }
             // Nothing was appended on top of the damaged row.
             assert.strictEqual(yield* store.streamVersion(stream), 3)
+          }
+          if (damage.moves !== "category") {
+            // A subscription over the category delivers the event before the row, then fails with its error: `run`
+            // ends (no retry can fix it), and so does `subscribe`.
+            const subscriptions = yield* Effect.provide(
+              Effect.gen(function* () {
+                return yield* Subscriptions.Subscriptions
+              }),
+              PgSubscriptions.layer()
+            )
+            const handled: Array<bigint> = []
+            const ran = yield* Effect.exit(
+              subscriptions.run(`u-run-${category}`, (event) => Effect.sync(() => handled.push(event.position)), {
+                categories: [category]
+              })
+            )
+            assert.isTrue(Exit.isFailure(ran), "run")
+            if (Exit.isFailure(ran)) {
+              assert.isFalse(Cause.hasDies(ran.cause), `run: ${Cause.pretty(ran.cause)}`)
+              const error = Cause.findErrorOption(ran.cause)
+              assertUnreadable(error._tag === "Some" ? error.value : undefined, expected, "run")
+            }
+            assert.deepStrictEqual(handled, [first], "run")
+            const { delivered, error } = yield* readUntilFailure(
+              subscriptions
+                .subscribe(`u-sub-${category}`, { categories: [category] })
+                .pipe(Stream.flatMap((batch) => Stream.fromIterable(batch.events)))
+            )
+            assert.deepStrictEqual(delivered, [first], "subscribe")
+            assertUnreadable(error?._tag === "Some" ? error.value : undefined, expected, "subscribe")
           }
         })
       )
