@@ -20,6 +20,7 @@
 import type { Machine } from "@evently/machine"
 import { type EventCodec, EventStore, StreamName, type Subscriptions } from "@evently/store"
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -189,6 +190,8 @@ export interface Options<Name extends string, E extends Machine.Tagged, Data> {
   readonly requireIfMatch?: boolean | undefined
   readonly maxBodyBytes?: number | undefined
   readonly indexSubscription?: string | undefined
+  /** The index's table (default `evently_container_index`). */
+  readonly indexTable?: string | undefined
   readonly title?: string | undefined
   /** Where `routes` serves the OpenAPI document (default `/openapi.json`; `false`: not at all). */
   readonly openapiPath?: `/${string}` | false | undefined
@@ -246,7 +249,8 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
           after: Schema.optional(Id),
           limit: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: ContainerIndex.maxLimit })))
         },
-        success: IndexPage
+        success: IndexPage,
+        error: [Problem.Unavailable]
       }),
       HttpApiEndpoint.get("graph", "/graph", {
         query: { format: Schema.optional(Schema.Literals(["json", "mermaid"])) },
@@ -382,7 +386,13 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
 
   const indexLayer = Layer.effect(
     Index,
-    ContainerIndex.make({ category, machine, codec, subscription: options.indexSubscription })
+    ContainerIndex.make({
+      category,
+      machine,
+      codec,
+      subscription: options.indexSubscription,
+      table: options.indexTable
+    }).pipe(Effect.orDie)
   )
 
   const handlers = group.pipe(

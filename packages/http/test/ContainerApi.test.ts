@@ -403,10 +403,23 @@ layer(Server.pipe(Layer.provideMerge(stores)), { excludeTestServices: true })("C
       assert.strictEqual(page1.body.next, "l-b")
       const page2 = yield* call("GET", `/tasks?limit=2&after=${page1.body.next}`)
       assert.strictEqual(page2.body.items[0].id, "l-c")
-      // The index lives in memory and so does its subscription's cursor: no checkpoint row is left behind.
+      // The index is durable: a row per container in its own table, kept by a subscription with a stable name, so a
+      // restart goes on from its checkpoint instead of replaying the category.
       const sql = yield* SqlClient.SqlClient
-      const [rows] = yield* sql<{ count: number }>`select count(*)::int as count from evently_checkpoints`
-      assert.strictEqual(rows!.count, 0)
+      const rows = yield* sql<{ id: string; tags: ReadonlyArray<string>; version: number }>`
+        select id, tags, version from evently_container_index where category = 'task' and id like 'l-%' order by id`
+      assert.deepStrictEqual(
+        rows.map((row) => [row.id, [...row.tags], row.version]),
+        [
+          ["l-a", ["Created"], 1],
+          ["l-b", ["Created", "Assigned"], 2],
+          ["l-c", ["Created"], 1]
+        ]
+      )
+      assert.strictEqual(index.subscription, "http-index-task")
+      const checkpoints = yield* sql<{ subscription: string }>`
+        select subscription from evently_checkpoints where subscription = ${index.subscription}`
+      assert.strictEqual(checkpoints.length, 1)
     })
   )
 

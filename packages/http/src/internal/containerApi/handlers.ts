@@ -169,8 +169,11 @@ export const layerGroup = (
 
       return handlers.handleAll({
         list: ({ query }) =>
-          Effect.map(containers.list(query), (page) =>
-            page.next === undefined ? { items: page.items } : { items: page.items, next: page.next }
+          containers.list(query).pipe(
+            Effect.mapError(unavailable),
+            Effect.map((page) =>
+              page.next === undefined ? { items: page.items } : { items: page.items, next: page.next }
+            )
           ),
         graph: ({ query }) =>
           Effect.succeed(
