@@ -4,7 +4,7 @@ import { EventStore } from "@evently/store"
 import * as Effect from "effect/Effect"
 import { program } from "../examples/commands.ts"
 
-it.effect("the README's commands example runs", () =>
+it.effect("the commands guide's example runs", () =>
   Effect.gen(function* () {
     const result = yield* program
     assert.deepStrictEqual(result, {
@@ -16,8 +16,8 @@ it.effect("the README's commands example runs", () =>
   }).pipe(Effect.provide(EventStore.layerMemory))
 )
 
-it("the README shows exactly examples/commands.ts", () => {
-  const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+it("the commands guide shows exactly examples/commands.ts", () => {
+  const readme = readFileSync(new URL("../../../docs/commands.md", import.meta.url), "utf8")
   const example = readFileSync(new URL("../examples/commands.ts", import.meta.url), "utf8")
   assert.include(readme, `\`\`\`ts\n${example}\`\`\``)
 })

@@ -4,7 +4,7 @@ import { EventStore } from "@evently/store"
 import * as Effect from "effect/Effect"
 import { program } from "../examples/quickstart.ts"
 
-it.effect("the README's store quick start runs", () =>
+it.effect("the store guide's quick start runs", () =>
   Effect.gen(function* () {
     const result = yield* program
     assert.deepStrictEqual(result.events, [
@@ -15,8 +15,8 @@ it.effect("the README's store quick start runs", () =>
   }).pipe(Effect.provide(EventStore.layerMemory))
 )
 
-it("the README shows exactly examples/quickstart.ts", () => {
-  const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+it("the store guide shows exactly examples/quickstart.ts", () => {
+  const readme = readFileSync(new URL("../../../docs/store.md", import.meta.url), "utf8")
   const example = readFileSync(new URL("../examples/quickstart.ts", import.meta.url), "utf8")
   assert.include(readme, `\`\`\`ts\n${example}\`\`\``)
 })
