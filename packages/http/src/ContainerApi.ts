@@ -193,6 +193,8 @@ export interface Options<Name extends string, E extends Machine.Tagged, Data> {
   /** The index's table (default `evently_container_index`). */
   readonly indexTable?: string | undefined
   readonly title?: string | undefined
+  /** The API's version in the OpenAPI document. */
+  readonly version?: string | undefined
   /** Where `routes` serves the OpenAPI document (default `/openapi.json`; `false`: not at all). */
   readonly openapiPath?: `/${string}` | false | undefined
   /** Where `routes` serves the Scalar page (default `/docs`; `false`: not at all). */
@@ -230,6 +232,19 @@ const commandErrors = [
   Problem.UnreadableEvent
 ] as const
 
+// Create takes no If-Match: a precondition can neither fail nor be required.
+const createErrors = commandErrors.filter(
+  (error) => error !== Problem.PreconditionFailed && error !== Problem.PreconditionRequired
+) as unknown as readonly [
+  typeof Problem.NotFound,
+  typeof Problem.IllegalTransition,
+  typeof Problem.AlreadyExists,
+  typeof Problem.Contended,
+  typeof Problem.IdempotencyKeyReused,
+  typeof Problem.Unavailable,
+  typeof Problem.UnreadableEvent
+]
+
 /**
  * Builds the endpoints of a container type. `make` returns them as an `HttpApiGroup` (prefixed with `/{name}`) and as
  * an `HttpApi` of that one group, with the layers that implement and serve them.
@@ -266,7 +281,7 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
           etag: Schema.String,
           location: Schema.String
         }),
-        error: commandErrors
+        error: createErrors
       }),
       HttpApiEndpoint.get("get", "/:id", {
         params: { id: Id },
@@ -312,13 +327,16 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
 export const makeApi = <const Name extends string, E extends Machine.Tagged>(
   name: Name,
   schema: Schema.Codec<E, { readonly _tag: string }>,
-  title?: string
+  title?: string,
+  version?: string
 ) =>
   HttpApi.make("evently")
     .add(makeGroup(name, schema))
     .annotate(HttpApi.ParseOptions, { errors: "all" })
     .annotate(HttpApi.HeadersParseOptions, {})
-    .annotateMerge(OpenApi.annotations({ title: title ?? `${name} (evently)` }))
+    .annotateMerge(
+      OpenApi.annotations({ title: title ?? `${name} (evently)`, ...(version === undefined ? {} : { version }) })
+    )
 
 /**
  * The index a container API keeps (for `waitUntilCaughtUp` in tests and for other readers).
@@ -381,7 +399,7 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
       reason: `as the stream category of the container type '${name}', ${categoryProblem}`
     })
   }
-  const api = makeApi(name, codec.schema, options.title)
+  const api = makeApi(name, codec.schema, options.title, options.version)
   const group = Handlers.layerGroup(api, Index, options, category)
 
   const indexLayer = Layer.effect(

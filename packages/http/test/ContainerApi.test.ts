@@ -456,6 +456,10 @@ layer(Server.pipe(Layer.provideMerge(stores)), { excludeTestServices: true })("C
       const append = document.paths["/tasks/{id}/events"].post
       assert.includeMembers(Object.keys(append.responses), ["201", "400", "404", "409", "412", "413", "428"])
       assert.property(append.responses["412"].content, "application/problem+json")
+      // Create takes no If-Match: neither 412 nor 428 is listed for it.
+      const created = document.paths["/tasks"].post
+      assert.notIncludeMembers(Object.keys(created.responses), ["412", "428"])
+      assert.includeMembers(Object.keys(created.responses), ["201", "409", "422"])
       assert.notProperty(document.paths["/tasks/{id}/events/{n}"], "put")
       const docs = yield* call("GET", "/docs")
       assert.strictEqual(docs.status, 200)

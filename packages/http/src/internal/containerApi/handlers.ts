@@ -188,7 +188,10 @@ export const layerGroup = (
           if (id === "graph") {
             return yield* invalidRequest("ReservedId", [{ path: ["query", "id"], message: "'graph' is reserved" }])
           }
-          const container = yield* run({ id, event: payload, create: true, ifMatch: undefined }, key)
+          // Without If-Match no precondition can fail: a PreconditionFailed here would be a bug.
+          const container = yield* run({ id, event: payload, create: true, ifMatch: undefined }, key).pipe(
+            Effect.catchTag("PreconditionFailed", (impossible) => Effect.die(impossible))
+          )
           return HttpApiSchema.withHeaders({
             body: container,
             headers: { etag: etagOf(container.version), location: `/${name}/${id}` }
