@@ -7,6 +7,7 @@ import { EventStore, Subscriptions } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as SqlClient from "effect/sql/SqlClient"
 
 // The embedded database has one session, so connections cannot be killed under a worker; what applies here is a
@@ -50,8 +51,20 @@ const armCheckpointFailure = (position: bigint, times: number) =>
     )
   })
 
+// Every log line of a scenario: a single process must never say its checkpoint "was moved by another worker".
+const logged: Array<string> = []
+const recordLogs = Logger.layer(
+  [
+    Logger.make((options) => {
+      logged.push(String(options.message))
+    })
+  ],
+  { mergeWithExisting: true }
+)
+
 const scenario = (transactional: boolean, times: number) =>
   Effect.gen(function* () {
+    logged.length = 0
     const sql = yield* SqlClient.SqlClient
     const store = yield* EventStore.EventStore
     const subs = yield* Subscriptions.Subscriptions
@@ -112,7 +125,15 @@ const scenario = (transactional: boolean, times: number) =>
     const [partition] = (yield* subs.status("faults")).partitions
     assert.strictEqual(partition!.checkpoint.position, positions[positions.length - 1])
     assert.strictEqual(partition!.lagEvents, 0)
-  }).pipe(Effect.provide(fresh()))
+    assert.isTrue(
+      logged.some((line) => line.includes("commit failed")),
+      `the failed commit was logged: ${JSON.stringify(logged)}`
+    )
+    assert.deepStrictEqual(
+      logged.filter((line) => line.includes("moved by another worker")),
+      []
+    )
+  }).pipe(Effect.provide(fresh()), Effect.provide(recordLogs))
 
 const live = (name: string, test: () => Effect.Effect<void, unknown>) => it.live(name, test, 60_000)
 
