@@ -110,9 +110,9 @@ type Kind = "Any" | "StreamExists" | "Exact"
 
 /**
  * The defect's interleaving, through the store, in callers' transactions. A writes a row of its own (it takes the
- * older id), B writes one, then appends to the stream; A appends to it and waits for the stream row's lock (with
- * `Exact`, which cannot wait, since a check made on a version that changes under it fails: after B committed); B
- * commits; A's append goes through; A commits.
+ * older id), B writes one, then appends to the stream; A appends to it and waits for the stream row's lock; B commits;
+ * A's append goes through; A commits. With `Exact`, A appends once B has committed instead: an exact check that waits
+ * for another writer fails when that writer commits (the version moved), so only this order lets A's append through.
  */
 const interleaved = (kind: Kind) =>
   Effect.gen(function* () {
