@@ -6,7 +6,7 @@
  */
 import { CommandApi } from "@evently/http"
 import * as Schema from "effect/Schema"
-import { TaskCodec, TaskCommand, TaskDecider } from "./TaskCommands.ts"
+import { TaskCommand, Tasks } from "./TaskCommands.ts"
 
 /** A task as the API sends it: its control state, revision, event count and the latest value of each field. */
 export const TaskStateSchema = Schema.Struct({
@@ -35,7 +35,7 @@ export const TaskStateSchema = Schema.Struct({
 /** The tasks resource: commands in, tasks out. */
 export const TaskApi = CommandApi.make({
   name: "tasks",
-  handler: { decider: TaskDecider, codec: TaskCodec },
+  handler: Tasks,
   commands: TaskCommand,
   state: TaskStateSchema,
   title: "Task list"

@@ -4,7 +4,7 @@
  * so starting a task that is not both assigned and scheduled is refused with the machine's own message.
  */
 import { Machine } from "@evently/machine"
-import { EventCodec } from "@evently/store"
+import { CommandHandler, EventCodec, StreamName } from "@evently/store"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { Task, TaskEvent, TaskMachine, type TaskState } from "./TaskMachine.ts"
@@ -61,3 +61,19 @@ export const TaskDecider = Machine.decider(TaskMachine, decide)
 
 /** How task events are stored: `_tag` as the event type, the other fields as JSON data. */
 export const TaskCodec = EventCodec.make(TaskEvent)
+
+/** The category of the task streams: a task's stream is `task-<id>`. */
+export const category = "task"
+
+/** The stream of one task, built and checked by `StreamName` (an id it cannot name fails with `InvalidStreamName`). */
+export const streamOf = (id: string) => StreamName.make(category, id)
+
+/**
+ * The tasks' command handler, as a service: declared once, taken from the context wherever a task command is handled
+ * (`const tasks = yield* Tasks; yield* tasks.handle(stream, Command.Start.make({}))`); `Tasks.layer` builds it on
+ * the `EventStore` in context.
+ */
+export class Tasks extends CommandHandler.Service<Tasks>()("task-list/Tasks", {
+  decider: TaskDecider,
+  codec: TaskCodec
+}) {}

@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Decider } from "@evently/machine"
+import { EventStore } from "@evently/store"
 import { DeciderSpec } from "@evently/testing"
-import { Command, TaskDecider } from "../src/TaskCommands.ts"
+import * as Effect from "effect/Effect"
+import { Command, streamOf, TaskDecider, Tasks } from "../src/TaskCommands.ts"
 import { Task } from "../src/TaskMachine.ts"
 
 const created = Task.Created.make({ description: "Write the report" })
@@ -54,4 +56,19 @@ describe("the task commands", () => {
       .thenFails("IllegalTransition")
     assert.strictEqual(refusal.message, "Event type 'Canceled' may not follow [Completed]")
   })
+})
+
+describe("the Tasks service", () => {
+  it.effect("handles a task's commands on its stream, named by StreamName", () =>
+    Effect.gen(function* () {
+      const tasks = yield* Tasks
+      const stream = yield* streamOf("report")
+      assert.strictEqual(stream, "task-report")
+      yield* tasks.handle(stream, Command.Create.make({ description: "Write the report" }))
+      const refused = yield* Effect.flip(tasks.handle(stream, Command.Start.make({})))
+      assert.strictEqual(refused._tag, "IllegalTransition")
+      const bad = yield* Effect.flip(streamOf(""))
+      assert.strictEqual(bad._tag, "InvalidStreamName")
+    }).pipe(Effect.provide(Tasks.layer), Effect.provide(EventStore.layerMemory))
+  )
 })
