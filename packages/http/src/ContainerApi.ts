@@ -332,7 +332,7 @@ export const makeApi = <const Name extends string, E extends Machine.Tagged>(
 ) =>
   HttpApi.make("evently")
     .add(makeGroup(name, schema))
-    .annotate(HttpApi.ParseOptions, { errors: "all" })
+    .annotate(HttpApi.ParseOptions, { errors: "all", reportInput: true })
     .annotate(HttpApi.HeadersParseOptions, {})
     .annotateMerge(
       OpenApi.annotations({ title: title ?? `${name} (evently)`, ...(version === undefined ? {} : { version }) })

@@ -6,6 +6,7 @@
 import * as ByteSize from "effect/ByteSize"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpServerError from "effect/http/HttpServerError"
@@ -22,8 +23,45 @@ const toPathSegment = (segment: PropertyKey | { readonly key: PropertyKey }): st
 
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
+/** The `_tag`s of a union of tagged objects, or nothing when a member is not one. */
+const tagsOf = (union: SchemaAST.Union): ReadonlyArray<string> | undefined => {
+  const tags: Array<string> = []
+  for (const member of union.types) {
+    if (member._tag === "Union") {
+      const inner = tagsOf(member)
+      if (inner === undefined) return undefined
+      tags.push(...inner)
+      continue
+    }
+    if (member._tag !== "Objects") return undefined
+    const tag = member.propertySignatures.find((property) => property.name === "_tag")?.type
+    if (tag?._tag !== "Literal" || typeof tag.literal !== "string") return undefined
+    tags.push(tag.literal)
+  }
+  return tags
+}
+
+/** A body whose `_tag` no member of the union has: named, with the tags there are, instead of the union's dump. */
+const unknownTag = (
+  issue: SchemaIssue.Issue
+): { readonly tag: string; readonly tags: ReadonlyArray<string> } | undefined => {
+  if (issue._tag !== "AnyOf") return undefined
+  const tags = tagsOf(issue.ast)
+  const input: unknown = issue.input
+  if (tags === undefined || typeof input !== "object" || input === null || !("_tag" in input)) return undefined
+  const tag = input._tag
+  return typeof tag === "string" && !tags.includes(tag) ? { tag, tags } : undefined
+}
+
 const schemaProblem = (error: HttpApiError.HttpApiSchemaError) => {
   const slot = error.kind.toLowerCase()
+  const unknown = unknownTag(error.cause.issue)
+  if (unknown !== undefined) {
+    const tag = unknown.tag.length > 100 ? `${unknown.tag.slice(0, 100)}…` : unknown.tag
+    return invalidRequest("UnknownType", [
+      { path: [slot, "_tag"], message: `unknown type '${tag}'; expected one of ${unknown.tags.join(", ")}` }
+    ])
+  }
   return invalidRequest(
     "SchemaError",
     formatIssues(error.cause.issue).issues.map((issue) => ({
