@@ -144,6 +144,12 @@ export interface CommandApi<Name extends string> {
   readonly api: HttpApi.HttpApi<string, HttpApiGroup.Top>
   readonly handlers: Layer.Layer<never, never, EventStore.EventStore>
   readonly routes: Layer.Layer<never, never, EventStore.EventStore | HttpRouter.HttpRouter>
+  /** The handlers of this resource's group inside an API of several containers (see {@link serve}). */
+  readonly handlersFor: (
+    api: HttpApi.HttpApi<string, HttpApiGroup.Top>
+  ) => Layer.Layer<never, never, EventStore.EventStore>
+  /** The route that answers an unknown command with a problem naming the commands there are. */
+  readonly unknownCommand: Layer.Layer<never, never, HttpRouter.HttpRouter>
 }
 
 /** The `If-Match` the command was sent with, and the version the decision was made on when they differ. */
@@ -403,124 +409,127 @@ export const make = <
     return Effect.die(error)
   }
 
-  const handlers = HttpApiBuilder.group(
-    api,
-    name,
-    Effect.fnUntraced(function* (routes) {
-      const store = yield* EventStore.EventStore
-      const commands = yield* CommandHandler.make({
-        ...handlerOptions,
-        snapshot: undefined,
-        decider: versioned(handlerOptions.decider)
-      })
-
-      /** Whether the first handling of an idempotency key had this fingerprint (stored with its first event). */
-      const isSameRequest = Effect.fnUntraced(function* (
-        id: string,
-        fingerprint: string,
-        handled: CommandHandler.Handled<Event, Versioned<State>>
-      ) {
-        const from = handled.version - handled.events.length + 1
-        const first = yield* Stream.runHead(store.readStream(streamOf(id), { from, limit: 1 })).pipe(
-          Effect.mapError(readProblem)
-        )
-        const stored = first._tag === "Some" ? first.value.metadata.headers?.[Idempotency.header] : undefined
-        return stored === undefined || stored === fingerprint
-      })
-
-      // Raw events, when turned on: the machine's check, then the event as the decision.
-      const machine = options.rawEvents?.machine
-      const events =
-        machine === undefined
-          ? undefined
-          : yield* CommandHandler.make({
-              ...handlerOptions,
-              snapshot: undefined,
-              decider: versioned(Machine.decider(machine, (event: Event) => Result.succeed([event])))
-            })
-
-      const runCommand = (tag: string) =>
-        Effect.fnUntraced(function* (request: {
-          readonly params: { readonly id: string }
-          readonly headers: {
-            readonly "if-match"?: string | undefined
-            readonly "idempotency-key"?: string | undefined
-          }
-          readonly payload: object
-        }) {
-          const { id } = request.params
-          const ifMatch = request.headers["if-match"]
-          const key = request.headers["idempotency-key"]
-          if (ifMatch === undefined && options.requireIfMatch === true) {
-            return yield* new Problem.PreconditionRequired({
-              tag: "PreconditionRequired",
-              detail: "This server requires If-Match on commands: GET the container and send its ETag"
-            })
-          }
-          if (ifMatch !== undefined && EntityTags.parse(ifMatch) === undefined) {
-            return yield* new Problem.InvalidRequest({
-              tag: "InvalidIfMatch",
-              errors: [
-                {
-                  path: ["headers", "if-match"],
-                  message: `expected * or version ETags such as "3", got ${JSON.stringify(ifMatch)}`
-                }
-              ],
-              detail: "If-Match is not * nor a list of version ETags"
-            })
-          }
-          const raw = tag === "events" && events !== undefined
-          const command = (raw ? request.payload : { _tag: tag, ...request.payload }) as Command
-          const fingerprint =
-            key === undefined
-              ? undefined
-              : yield* Idempotency.fingerprint({ endpoint: tag, id, event: request.payload })
-          const handled = yield* (raw ? (events as unknown as typeof commands) : commands)
-            .handle(
-              streamOf(id),
-              { command, ifMatch },
-              {
-                commandId: key === undefined ? undefined : `${tag}:${key}`,
-                headers: fingerprint === undefined ? undefined : { [Idempotency.header]: fingerprint }
-              }
-            )
-            .pipe(Effect.catch((error) => toProblem(error, key)))
-          if (handled.duplicate && key !== undefined && fingerprint !== undefined) {
-            if (!(yield* isSameRequest(id, fingerprint, handled))) return yield* keyReused(key)
-          }
-          // A raw event's handler folds the machine's state: the resource sends the domain's.
-          const state = raw
-            ? (yield* commands.load(streamOf(id)).pipe(Effect.mapError(readProblem))).state
-            : handled.state
-          const container = toContainer(id, state)
-          return HttpApiSchema.withHeaders({
-            body: container,
-            headers: { etag: etagOf(container.version), location: `/${name}/${id}` }
-          })
+  const handlersFor = (api: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
+    HttpApiBuilder.group(
+      api,
+      name,
+      Effect.fnUntraced(function* (routes) {
+        const store = yield* EventStore.EventStore
+        const commands = yield* CommandHandler.make({
+          ...handlerOptions,
+          snapshot: undefined,
+          decider: versioned(handlerOptions.decider)
         })
 
-      let built = routes.handle(
-        "get",
-        Effect.fnUntraced(function* ({ params }: { readonly params: { readonly id: string } }) {
-          const loaded = yield* commands.load(streamOf(params.id)).pipe(Effect.mapError(readProblem))
-          if (loaded.version === 0) {
-            return yield* new Problem.NotFound({
-              tag: "NotFound",
-              id: params.id,
-              detail: `No container '${params.id}'`
-            })
-          }
-          const container = toContainer(params.id, loaded.state)
-          return HttpApiSchema.withHeaders({ body: container, headers: { etag: etagOf(container.version) } })
-        }) as never
-      )
-      for (const tag of commandTags) built = built.handle(tag as never, runCommand(tag) as never)
-      if (events !== undefined) built = built.handle("events" as never, runCommand("events") as never)
-      return built as unknown as HttpApiBuilder.Handlers<never>
-    })
-  ) as unknown as Layer.Layer<never, never, EventStore.EventStore>
+        /** Whether the first handling of an idempotency key had this fingerprint (stored with its first event). */
+        const isSameRequest = Effect.fnUntraced(function* (
+          id: string,
+          fingerprint: string,
+          handled: CommandHandler.Handled<Event, Versioned<State>>
+        ) {
+          const from = handled.version - handled.events.length + 1
+          const first = yield* Stream.runHead(store.readStream(streamOf(id), { from, limit: 1 })).pipe(
+            Effect.mapError(readProblem)
+          )
+          const stored = first._tag === "Some" ? first.value.metadata.headers?.[Idempotency.header] : undefined
+          return stored === undefined || stored === fingerprint
+        })
 
-  const guarded = handlers.pipe(Layer.provideMerge(ContainerApi.layerRequestGuard(options.maxBodyBytes)))
+        // Raw events, when turned on: the machine's check, then the event as the decision.
+        const machine = options.rawEvents?.machine
+        const events =
+          machine === undefined
+            ? undefined
+            : yield* CommandHandler.make({
+                ...handlerOptions,
+                snapshot: undefined,
+                decider: versioned(Machine.decider(machine, (event: Event) => Result.succeed([event])))
+              })
+
+        const runCommand = (tag: string) =>
+          Effect.fnUntraced(function* (request: {
+            readonly params: { readonly id: string }
+            readonly headers: {
+              readonly "if-match"?: string | undefined
+              readonly "idempotency-key"?: string | undefined
+            }
+            readonly payload: object
+          }) {
+            const { id } = request.params
+            const ifMatch = request.headers["if-match"]
+            const key = request.headers["idempotency-key"]
+            if (ifMatch === undefined && options.requireIfMatch === true) {
+              return yield* new Problem.PreconditionRequired({
+                tag: "PreconditionRequired",
+                detail: "This server requires If-Match on commands: GET the container and send its ETag"
+              })
+            }
+            if (ifMatch !== undefined && EntityTags.parse(ifMatch) === undefined) {
+              return yield* new Problem.InvalidRequest({
+                tag: "InvalidIfMatch",
+                errors: [
+                  {
+                    path: ["headers", "if-match"],
+                    message: `expected * or version ETags such as "3", got ${JSON.stringify(ifMatch)}`
+                  }
+                ],
+                detail: "If-Match is not * nor a list of version ETags"
+              })
+            }
+            const raw = tag === "events" && events !== undefined
+            const command = (raw ? request.payload : { _tag: tag, ...request.payload }) as Command
+            const fingerprint =
+              key === undefined
+                ? undefined
+                : yield* Idempotency.fingerprint({ endpoint: tag, id, event: request.payload })
+            const handled = yield* (raw ? (events as unknown as typeof commands) : commands)
+              .handle(
+                streamOf(id),
+                { command, ifMatch },
+                {
+                  commandId: key === undefined ? undefined : `${tag}:${key}`,
+                  headers: fingerprint === undefined ? undefined : { [Idempotency.header]: fingerprint }
+                }
+              )
+              .pipe(Effect.catch((error) => toProblem(error, key)))
+            if (handled.duplicate && key !== undefined && fingerprint !== undefined) {
+              if (!(yield* isSameRequest(id, fingerprint, handled))) return yield* keyReused(key)
+            }
+            // A raw event's handler folds the machine's state: the resource sends the domain's.
+            const state = raw
+              ? (yield* commands.load(streamOf(id)).pipe(Effect.mapError(readProblem))).state
+              : handled.state
+            const container = toContainer(id, state)
+            return HttpApiSchema.withHeaders({
+              body: container,
+              headers: { etag: etagOf(container.version), location: `/${name}/${id}` }
+            })
+          })
+
+        let built = routes.handle(
+          "get",
+          Effect.fnUntraced(function* ({ params }: { readonly params: { readonly id: string } }) {
+            const loaded = yield* commands.load(streamOf(params.id)).pipe(Effect.mapError(readProblem))
+            if (loaded.version === 0) {
+              return yield* new Problem.NotFound({
+                tag: "NotFound",
+                id: params.id,
+                detail: `No container '${params.id}'`
+              })
+            }
+            const container = toContainer(params.id, loaded.state)
+            return HttpApiSchema.withHeaders({ body: container, headers: { etag: etagOf(container.version) } })
+          }) as never
+        )
+        for (const tag of commandTags) built = built.handle(tag as never, runCommand(tag) as never)
+        if (events !== undefined) built = built.handle("events" as never, runCommand("events") as never)
+        return built as unknown as HttpApiBuilder.Handlers<never>
+      })
+    ) as unknown as Layer.Layer<never, never, EventStore.EventStore>
+
+  const guardedFor = (api: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
+    handlersFor(api).pipe(Layer.provideMerge(ContainerApi.layerRequestGuard(options.maxBodyBytes)))
+  const guarded = guardedFor(api)
 
   const unknownCommand = HttpRouter.add("POST", `/${name}/:id/:command`, (request) => {
     const command = decodeURIComponent(request.url.split("?")[0]!.split("/").pop() ?? "")
@@ -548,6 +557,54 @@ export const make = <
     group,
     api,
     handlers: guarded as unknown as Layer.Layer<never, never, EventStore.EventStore>,
-    routes
+    routes,
+    handlersFor: (shared) => guardedFor(shared) as unknown as Layer.Layer<never, never, EventStore.EventStore>,
+    unknownCommand
   }
+}
+
+/**
+ * Serves several containers as one API: one OpenAPI document (its `id`, `title` and `version` the user's) listing
+ * every container's commands, states and errors.
+ *
+ * ```ts
+ * HttpRouter.serve(CommandApi.serve({ id: "bank", title: "Bank", version: "1.0.0" }, [accounts, ledgers]))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const serve = (
+  apiOptions: {
+    readonly id?: string | undefined
+    readonly title?: string | undefined
+    readonly version?: string | undefined
+    readonly openapiPath?: `/${string}` | false | undefined
+    readonly docsPath?: `/${string}` | false | undefined
+  },
+  resources: ReadonlyArray<CommandApi<string>>
+): Layer.Layer<never, never, EventStore.EventStore | HttpRouter.HttpRouter> => {
+  let api = HttpApi.make(apiOptions.id ?? "evently") as unknown as HttpApi.HttpApi<string, HttpApiGroup.Top>
+  for (const resource of resources) api = api.add(resource.group)
+  api = api
+    .annotate(HttpApi.ParseOptions, { errors: "all" })
+    .annotate(HttpApi.HeadersParseOptions, {})
+    .annotateMerge(
+      OpenApi.annotations({
+        title: apiOptions.title ?? resources.map((resource) => resource.name).join(", "),
+        ...(apiOptions.version === undefined ? {} : { version: apiOptions.version })
+      })
+    )
+  const openapiPath = apiOptions.openapiPath === false ? undefined : (apiOptions.openapiPath ?? "/openapi.json")
+  const docs =
+    apiOptions.docsPath === false ? Layer.empty : HttpApiScalar.layer(api, { path: apiOptions.docsPath ?? "/docs" })
+  const handlers = resources
+    .map((resource) => resource.handlersFor(api))
+    .reduce((all, one) => Layer.merge(all, one), Layer.empty as Layer.Layer<never, never, EventStore.EventStore>)
+  const unknownCommands = resources
+    .map((resource) => resource.unknownCommand)
+    .reduce((all, one) => Layer.merge(all, one), Layer.empty as Layer.Layer<never, never, HttpRouter.HttpRouter>)
+  return Layer.mergeAll(HttpApiBuilder.layer(api, { openapiPath }), docs, unknownCommands).pipe(
+    Layer.provideMerge(handlers)
+  ) as unknown as Layer.Layer<never, never, EventStore.EventStore | HttpRouter.HttpRouter>
 }
