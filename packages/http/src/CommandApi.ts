@@ -409,9 +409,9 @@ export const make = <
     return Effect.die(error)
   }
 
-  const handlersFor = (api: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
+  const handlersFor = (target: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
     HttpApiBuilder.group(
-      api,
+      target,
       name,
       Effect.fnUntraced(function* (routes) {
         const store = yield* EventStore.EventStore
@@ -527,8 +527,8 @@ export const make = <
       })
     ) as unknown as Layer.Layer<never, never, EventStore.EventStore>
 
-  const guardedFor = (api: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
-    handlersFor(api).pipe(Layer.provideMerge(ContainerApi.layerRequestGuard(options.maxBodyBytes)))
+  const guardedFor = (target: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
+    handlersFor(target).pipe(Layer.provideMerge(ContainerApi.layerRequestGuard(options.maxBodyBytes)))
   const guarded = guardedFor(api)
 
   const unknownCommand = HttpRouter.add("POST", `/${name}/:id/:command`, (request) => {
