@@ -487,7 +487,7 @@ export const make = <
                 streamOf(id),
                 { command, ifMatch },
                 {
-                  commandId: key === undefined ? undefined : `${tag}:${key}`,
+                  commandId: key,
                   headers: fingerprint === undefined ? undefined : { [Idempotency.header]: fingerprint }
                 }
               )

@@ -215,6 +215,10 @@ layer(Server.pipe(Layer.provideMerge(stores)), { excludeTestServices: true, time
         const other = yield* command(id, "Withdraw", { amount: 21 }, headers)
         assert.strictEqual(other.status, 422)
         assert.strictEqual(other.body.tag, "IdempotencyKeyReused")
+        // The key is the command id on this account, whatever the command: another command under it is refused too.
+        const deposit = yield* command(id, "Deposit", { amount: 20 }, headers)
+        assert.strictEqual(deposit.status, 422)
+        assert.strictEqual((yield* call("GET", `/accounts/${id}`)).body.state.balance, 30)
       })
     )
 
