@@ -467,11 +467,28 @@ export function layer<Self, Command, Event extends { readonly _tag: string }, St
  * options ask for snapshots), so a test provides it over `EventStore.layerMemory` and an app over Postgres.
  *
  * ```ts
- * class Accounts extends CommandHandler.Service<Accounts>()("app/Accounts", { decider, codec }) {}
+ * import { CommandHandler, EventCodec, EventStore } from "@evently/store"
+ * import * as Effect from "effect/Effect"
+ * import * as Result from "effect/Result"
+ * import * as Schema from "effect/Schema"
  *
- * const program = Effect.gen(function* () {
+ * const AccountEvent = Schema.TaggedUnion({ Opened: { owner: Schema.String } })
+ * type AccountEvent = typeof AccountEvent.Type
+ * type Open = { readonly _tag: "Open"; readonly owner: string }
+ *
+ * class Accounts extends CommandHandler.Service<Accounts>()("app/Accounts", {
+ *   decider: {
+ *     initial: { open: false },
+ *     evolve: (_state: { readonly open: boolean }, _event: AccountEvent) => ({ open: true }),
+ *     decide: (command: Open, state: { readonly open: boolean }) =>
+ *       state.open ? Result.succeed([]) : Result.succeed([AccountEvent.cases.Opened.make({ owner: command.owner })])
+ *   },
+ *   codec: EventCodec.make(AccountEvent)
+ * }) {}
+ *
+ * export const program = Effect.gen(function* () {
  *   const accounts = yield* Accounts
- *   yield* accounts.handle("account-1", { _tag: "Open", owner: "ann" })
+ *   return yield* accounts.handle("account-1", { _tag: "Open", owner: "ann" })
  * }).pipe(Effect.provide(Accounts.layer), Effect.provide(EventStore.layerMemory))
  * ```
  *
