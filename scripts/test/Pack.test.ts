@@ -93,6 +93,14 @@ describe("the published packages", () => {
       return result
     }
 
+    // Every package under packages/ is a library: built, packed and installed below.
+    const all = globSync("packages/*/package.json", { cwd: root }).map((file) => file.slice(0, -"/package.json".length))
+    assert.deepStrictEqual(
+      [...all].sort(),
+      [...libraries()],
+      "every package under packages/ has a tsconfig.build.json (see packages/store's)"
+    )
+
     // A copy of the libraries (sources, manifests, build configs, and their node_modules links as they are), built
     // and packed there: nothing is written into the work tree, and test runs side by side do not meet.
     const workspace = join(scratch, "workspace")
