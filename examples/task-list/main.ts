@@ -7,14 +7,13 @@
  * starting Node and loading the modules, starting the database, migrating, the example itself, shutting down.
  */
 import { Graph } from "@evently/machine"
-import { Database } from "@evently/pglite"
+import { Database, PgliteClient } from "@evently/pglite"
 import { PgEventStore, PgSchema, PgSubscriptions } from "@evently/postgres"
 import { CommandHandler, EventStore } from "@evently/store"
 import * as Console from "effect/Console"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as V8 from "node:v8"
 import { Command, TaskCodec, TaskDecider, type TaskCommand } from "./src/TaskCommands.ts"
 import { TaskMachine, type TaskState } from "./src/TaskMachine.ts"
 import * as TasksByAssignee from "./src/TasksByAssignee.ts"
@@ -175,12 +174,10 @@ const program = Effect.gen(function* () {
 // Node has started and every module is loaded: the first step.
 Effect.runSync(stepDone("process start"))
 
-// The embedded database is Postgres compiled to WebAssembly. V8 runs it with its baseline compiler first and
-// recompiles the functions that use up a budget of work with its optimizing one. On the default budget this short
-// run sends Postgres's largest function there: 2 to 8 s of CPU on a background thread and 600 MB of memory (measured
-// here), which the process then waits for at exit. A higher budget leaves only the busiest functions to the
-// optimizer. A V8 flag is the app's choice, so the example sets it and the library does not.
-V8.setFlagsFromString("--wasm-tiering-budget=2000000000")
+// The embedded database is Postgres compiled to WebAssembly, and V8's optimizing compiler would spend seconds on
+// its largest function in the background, which this short run would then wait for at exit. A process-wide V8
+// setting, so the app chooses it: see PgliteClient.raiseWasmTieringBudget.
+Effect.runSync(PgliteClient.raiseWasmTieringBudget())
 
 const Stores = Layer.mergeAll(PgEventStore.layer(), PgSubscriptions.layer())
 
