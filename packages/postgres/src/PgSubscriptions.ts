@@ -125,8 +125,7 @@ const filterOf = (opts: Subscriptions.SubscribeOptions | undefined): StoredFilte
 // only exclude each other's workers: never a correctness problem, since commits compare-and-set the checkpoint.
 const lockKey = (name: string) => `evently:${name}`
 
-const describeError = (error: unknown) =>
-  typeof error === "string" ? error : error instanceof Error ? error.message : JSON.stringify(error)
+const describeError = (error: unknown) => (error instanceof Error ? error.message : Subscriptions.describeError(error))
 
 /**
  * Re-bases a subscription's checkpoints on this cluster: every partition's checkpoint is set to `start` (default
@@ -181,7 +180,7 @@ const resolveStart = Effect.fnUntraced(function* (
         const [row] = yield* sql<{ xmax: string }>`select pg_snapshot_xmax(pg_current_snapshot())::text as xmax`.pipe(
           Effect.mapError(storage("resolve start"))
         )
-        if (start.transactionId >= BigInt(row!.xmax)) {
+        if (start.transactionId > BigInt(row!.xmax)) {
           return yield* new Subscriptions.InvalidSubscription({
             subscription: name,
             reason: `start After(${start.position}, ${start.transactionId}) names a transaction id this cluster has not reached (its next is ${row!.xmax})`
@@ -248,15 +247,19 @@ const makeCommitter = Effect.fnUntraced(function* (
   // reaches it instead of a restart that would meet the same row again.
   let readerFailure: Subscriptions.SubscriptionError | undefined
   const permit = yield* Semaphore.make(1)
+  // Under the permit: the session does not end (and give up its lock) while one of its commits is still running,
+  // or a new session could take the partition and handle that batch again beside it.
   yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      poisoned ??=
-        readerFailure ??
-        new Subscriptions.SubscriptionStorageError({
-          operation: "commit",
-          cause: new Error("the session that read this batch has ended; the batch will be delivered again")
-        })
-    })
+    permit.withPermit(
+      Effect.sync(() => {
+        poisoned ??=
+          readerFailure ??
+          new Subscriptions.SubscriptionStorageError({
+            operation: "commit",
+            cause: new Error("the session that read this batch has ended; the batch will be delivered again")
+          })
+      })
+    )
   )
   const poisonOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, (error) =>
@@ -285,6 +288,7 @@ const makeCommitter = Effect.fnUntraced(function* (
     })
   return {
     poisoned: () => poisoned,
+    committed: () => committed,
     readerFailed: (error: Subscriptions.SubscriptionError) => {
       readerFailure = error
     },
@@ -600,7 +604,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             }
             // The events before a row that cannot be read are delivered; the next read fails with that row's error.
             const { events, unreadable } = EventRow.decodeRows(rows)
-            if (events.length === 0) return yield* unreadable!
+            if (events.length === 0) {
+              // Give the batches handed out before this row (up to 10 s) to commit, so that the checkpoint ends at
+              // the last readable event before the subscription fails with the row's error.
+              yield* Effect.sync(
+                () => committer.poisoned() !== undefined || !isAfter(cursor, committer.committed())
+              ).pipe(
+                Effect.repeat({ until: (settled: boolean) => settled, schedule: Schedule.spaced("20 millis") }),
+                Effect.timeoutOption("10 seconds")
+              )
+              return yield* unreadable!
+            }
             const last = events[events.length - 1]!
             const to: Cursor = { tx: last.transactionId, pos: last.position }
             const batch: Subscriptions.Batch = {
@@ -632,18 +646,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     opts: Subscriptions.SubscribeOptions | undefined
   ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> => {
     const holder: EphemeralHolder = { cursor: undefined }
+    // Doubling from `reconnectDelay` up to `maxReconnectDelay`; `Stream.retry` starts the schedule over once a
+    // session delivers again.
     return session(name, partition, opts, holder).pipe(
       Stream.retry(
-        Schedule.spaced(reconnectDelay).pipe(
+        Schedule.exponential(reconnectDelay).pipe(
+          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxReconnectDelay))),
           Schedule.while(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
             Subscriptions.isRecoverable(input)
           ),
           Schedule.tap(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
             input._tag === "LeaseLost"
               ? Effect.void
-              : Effect.logWarning(
-                  `Subscription '${name}' partition ${partition}: ${input.message}; reconnecting in ${Duration.format(reconnectDelay)}`
-                )
+              : Effect.logWarning(`Subscription '${name}' partition ${partition}: ${input.message}; reconnecting`)
           )
         )
       )
@@ -656,10 +671,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     if (Option.isNone(pg) || "stream" in pg.value.config) return undefined
     const max = (pg.value.config as { readonly maxConnections?: number | undefined }).maxConnections ?? 10
     const perPartition = 1 + (opts?.notify === false ? 0 : 1) + (opts?.transactional === true ? 1 : 0)
-    const needed = Subscriptions.partitionsOf(opts).length * perPartition
+    // One more, shared, for resolving where a checkpoint starts and for parking events.
+    const needed = Subscriptions.partitionsOf(opts).length * perPartition + 1
     return needed <= max
       ? undefined
-      : `the connection pool has ${max} connections and this worker needs ${needed}: per partition one for its session, ${opts?.notify === false ? "" : "one for LISTEN, "}${opts?.transactional === true ? "one for its transactional commits, " : ""}for ${Subscriptions.partitionsOf(opts).length} partition(s); raise maxConnections (and leave room for the app's own queries)`
+      : `the connection pool has ${max} connections and this worker needs ${needed}: per partition one for its session, ${opts?.notify === false ? "" : "one for LISTEN, "}${opts?.transactional === true ? "one for its transactional commits, " : ""}for ${Subscriptions.partitionsOf(opts).length} partition(s), and one for starting and parking; raise maxConnections (and leave room for the app's own queries)`
   }
 
   const subscribe = (name: string, opts?: Subscriptions.SubscribeOptions) =>
@@ -673,10 +689,15 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           )
     })
 
-  const runOnPartitions = Subscriptions.makeRun(subscribe, {
-    initialDelay: reconnectDelay,
-    maxDelay: maxReconnectDelay
-  })
+  const pinStart = (start: Subscriptions.Start | undefined) =>
+    start === undefined || start._tag === "Beginning"
+      ? Effect.succeed(start)
+      : Effect.map(resolveStart(sql, t, "(ephemeral)", start), (cursor) => Subscriptions.After(cursor.pos, cursor.tx))
+  const runOnPartitions = Subscriptions.makeRun(
+    subscribe,
+    { initialDelay: reconnectDelay, maxDelay: maxReconnectDelay },
+    pinStart
+  )
   const run: Subscriptions.Subscriptions["Service"]["run"] = (name, handler, opts) => {
     const tooSmall = Subscriptions.problem(name, opts) === undefined ? poolProblem(opts) : undefined
     return tooSmall !== undefined
@@ -726,7 +747,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const partitionStatus = Effect.fnUntraced(function* (name: string, row: CheckpointRow) {
     const [lag] = yield* sql<{ lag: number; seconds: number | null; held: number }>`
       select count(*)::int as lag,
-        extract(epoch from now() - min(recorded_at))::float8 as seconds,
+        extract(epoch from now() - min(recorded_at) filter (where isfinite(recorded_at)))::float8 as seconds,
         count(*) filter (where transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))::int as held
       from ${sql(t.events)}
       where (transaction_id, position) > (${row.tx}::xid8, ${row.pos})

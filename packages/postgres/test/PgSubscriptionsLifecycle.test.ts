@@ -120,44 +120,87 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
         return yield* Effect.flip(subs.run("tight", () => Effect.void, { transactional: true }))
       }).pipe(Effect.provide(pool))
       assert.strictEqual(refused._tag, "InvalidSubscription")
-      assert.include(refused.message, "the connection pool has 2 connections and this worker needs 3")
+      assert.include(refused.message, "the connection pool has 2 connections and this worker needs 4")
       const groups = yield* Effect.gen(function* () {
         const subs = yield* Subscriptions.Subscriptions
         return yield* Effect.flip(Stream.runDrain(subs.subscribe("tight", { partitions: 2 })))
       }).pipe(Effect.provide(pool))
-      assert.include(groups.message, "needs 4")
+      assert.include(groups.message, "needs 5")
       assert.deepStrictEqual(yield* rowsOf("tight"), { checkpoints: 0, parked: 0 })
     })
   )
 
-  it.effect(
-    "waitUntilCaughtUp's timeout bounds the whole call, even when the subscription holds every connection",
-    () =>
-      Effect.gen(function* () {
-        yield* insertEvents("full-1", 2)
-        const sql = yield* SqlClient.SqlClient
-        const pool = yield* smallPool(2, "full-pool")
-        const result = yield* Effect.gen(function* () {
+  it.effect("waitUntilCaughtUp's timeout bounds the whole call, even when no connection is left for it", () =>
+    Effect.gen(function* () {
+      yield* insertEvents("full-1", 2)
+      const sql = yield* SqlClient.SqlClient
+      const pool = yield* smallPool(3, "full-pool")
+      const result = yield* Effect.scoped(
+        Effect.gen(function* () {
           const subs = yield* Subscriptions.Subscriptions
+          // The test holds one connection; the subscription's session and LISTEN take the other two.
+          const own = yield* SqlClient.SqlClient
+          const held = yield* own.reserve
+          yield* held.executeUnprepared("select 1", [], undefined)
           const runner = yield* subs.run("full", () => Effect.void, { categories: ["full"] }).pipe(Effect.forkChild)
-          // Its session and its LISTEN take both connections once it is active; then wait with nothing left.
           yield* sql<{ count: number }>`select count(*)::int as count from pg_stat_activity
             where application_name = 'full-pool' and datname = current_database()`.pipe(
-            Effect.repeat({
-              until: (rows) => rows[0]!.count >= 2,
-              schedule: Schedule.spaced("20 millis"),
-              times: 500
-            })
+            Effect.repeat({ until: (rows) => rows[0]!.count >= 3, schedule: Schedule.spaced("20 millis") }),
+            Effect.timeout("20 seconds")
           )
           const waited = yield* Effect.flip(subs.waitUntilCaughtUp("full", { timeout: "1 second" })).pipe(
             Effect.timeoutOption("20 seconds")
           )
           yield* Fiber.interrupt(runner)
           return waited
-        }).pipe(Effect.provide(pool))
-        assert.strictEqual(result._tag, "Some")
-        if (result._tag === "Some") assert.strictEqual(result.value._tag, "CaughtUpTimeout")
-        assert.deepStrictEqual((yield* positionsOf("full")).length, 2)
-      })
+        })
+      ).pipe(Effect.provide(pool))
+      assert.strictEqual(result._tag, "Some")
+      if (result._tag === "Some") assert.strictEqual(result.value._tag, "CaughtUpTimeout")
+      assert.deepStrictEqual((yield* positionsOf("full")).length, 2)
+    })
+  )
+
+  it.effect("an ephemeral run from End that restarts before its first commit skips nothing committed meanwhile", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const subs = yield* Subscriptions.Subscriptions
+      // The handler's first statement fails with a serialization failure: the partition starts over.
+      yield* sql`create sequence eph_end_attempts`
+      yield* sql`create function eph_end_fail_once() returns void language plpgsql as $$
+        begin
+          if nextval('eph_end_attempts') = 1 then
+            raise exception 'injected serialization failure' using errcode = '40001';
+          end if;
+        end $$`
+      yield* insertEvents("ephend-1", 2)
+      const handled: Array<bigint> = []
+      const fiber = yield* subs
+        .run(
+          "eph-end",
+          (event) =>
+            Effect.andThen(
+              sql`select eph_end_fail_once()`,
+              Effect.sync(() => handled.push(event.position))
+            ),
+          { categories: ["ephend"], ephemeral: true, start: Subscriptions.End }
+        )
+        .pipe(Effect.forkChild)
+      yield* subs.status("eph-end").pipe(
+        Effect.repeat({
+          until: (status: Subscriptions.Status) => status.partitions.length === 1,
+          schedule: Schedule.spaced("20 millis")
+        }),
+        Effect.timeout("20 seconds")
+      )
+      const appended = yield* insertEvents("ephend-1", 1)
+      // `End` may also deliver an event that committed just before the start (never one after it is missed).
+      yield* Effect.sync(() => handled.includes(appended[0]!)).pipe(
+        Effect.repeat({ until: (seen: boolean) => seen, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("20 seconds")
+      )
+      yield* Fiber.interrupt(fiber)
+      assert.include(handled, appended[0]!)
+    })
   )
 })

@@ -196,7 +196,14 @@ export class StoreError extends Schema.TaggedError<StoreError>("@evently/store/S
   cause: Schema.Defect()
 }) {
   override get message(): string {
-    return `Event store ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    const cause: unknown = this.cause
+    const text =
+      typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
+        ? cause.message
+        : typeof cause === "string"
+          ? cause
+          : Object.prototype.toString.call(cause)
+    return `Event store ${this.operation} failed: ${text}`
   }
 }
 

@@ -22,10 +22,11 @@ export type Kind = "Transient" | "Permanent" | "Unknown"
 // pg_terminate_backend, shutdown), 58 system error (I/O), and 55P03 lock not available (lock_timeout).
 const transientClasses = new Set(["08", "40", "53", "57", "58"])
 const transientCodes = new Set(["55P03"])
-// 22 data exception (a NUL byte, an out-of-range number), 23 integrity constraint violation, 28 invalid
+// 22 data exception (a NUL byte, an out-of-range number), 23 integrity constraint violation, 25 invalid transaction
+// state (a statement in a transaction already aborted, for example by an error the code swallowed), 28 invalid
 // authorization, 3D invalid catalog name, 3F invalid schema name, 42 syntax error or access rule violation (an
 // undefined table), 0A feature not supported, 2B/2F/38/39 routine and dependency errors.
-const permanentClasses = new Set(["22", "23", "28", "3D", "3F", "42", "0A", "2B", "2F", "38", "39"])
+const permanentClasses = new Set(["22", "23", "25", "28", "3D", "3F", "42", "0A", "2B", "2F", "38", "39"])
 
 const transientReasons = new Set([
   "ConnectionError",

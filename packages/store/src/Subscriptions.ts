@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -167,7 +168,7 @@ export class SubscriptionStorageError extends Schema.TaggedError<SubscriptionSto
   "@evently/store/SubscriptionStorageError"
 )("SubscriptionStorageError", { operation: Schema.String, cause: Schema.Defect() }) {
   override get message(): string {
-    return `Subscription ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `Subscription ${this.operation} failed: ${Predicate.hasProperty(this.cause, "message") && typeof this.cause.message === "string" ? this.cause.message : describeError(this.cause)}`
   }
 }
 
@@ -389,6 +390,12 @@ export const optionsProblem = (options: SubscribeOptions | undefined): string | 
         : options.partition
   const outside = chosen.find((p) => !isWhole(p, 0) || p >= partitions)
   if (outside !== undefined) return `partition ${outside} is not one of 0..${partitions - 1}`
+  if (options.pollInterval !== undefined) {
+    const poll = Duration.fromInput(options.pollInterval)
+    if (Option.isNone(poll) || !Duration.isFinite(poll.value) || Duration.toMillis(poll.value) < 1) {
+      return `pollInterval must be a finite duration of at least 1 millisecond, not ${String(options.pollInterval)}`
+    }
+  }
   return (
     listProblem("categories", options.categories, StreamName.categoryProblem) ??
     listProblem("eventTypes", options.eventTypes, eventTypeProblem) ??
@@ -585,8 +592,22 @@ export const matchesFilter = (
   (options?.categories === undefined || options.categories.includes(event.category)) &&
   (options?.eventTypes === undefined || options.eventTypes.includes(event.type))
 
-const describeError = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : typeof error === "string" ? error : JSON.stringify(error)
+/**
+ * An error as text for a parked event's `error`: never throws (a bigint field, a cycle) and never empty.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const describeError = (error: unknown): string => {
+  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (typeof error === "string") return error.length > 0 ? error : "(empty string)"
+  const json = safeStringify(error)
+  return Option.isSome(json) && json.value !== undefined ? json.value : String(error)
+}
+
+const safeStringify = Option.liftThrowable((value: unknown): string | undefined =>
+  JSON.stringify(value, (_, field: unknown) => (typeof field === "bigint" ? `${field}n` : field))
+)
 
 /**
  * How `run` recovers from a fault that a retry can fix (a lost connection, a failed commit, a serialization failure in
@@ -658,7 +679,8 @@ const backoff = (recovery: Recovery | undefined, failures: number) =>
 export const makeRun =
   (
     subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>,
-    recovery?: Recovery
+    recovery?: Recovery,
+    pinStart?: (start: Start | undefined) => Effect.Effect<Start | undefined, SubscriptionError>
   ) =>
   <E, R>(
     name: string,
@@ -734,7 +756,17 @@ export const makeRun =
     }
     const reason = problem(name, options)
     if (reason !== undefined) return Effect.fail(new InvalidSubscription({ subscription: String(name), reason }))
-    return Effect.forEach(partitionsOf(options), runPartition, { concurrency: "unbounded", discard: true }).pipe(
+    const partitions = Effect.forEach(partitionsOf(options), runPartition, { concurrency: "unbounded", discard: true })
+    // An ephemeral subscription has no stored checkpoint to resume from: its start (`End` above all) is resolved once,
+    // so that a restart before its first commit does not skip what committed in between.
+    const pinned =
+      options?.ephemeral === true && pinStart !== undefined
+        ? Effect.flatMap(pinStart(options.start), (start) => {
+            if (start !== undefined) options = { ...options, start }
+            return partitions
+          })
+        : partitions
+    return pinned.pipe(
       Effect.andThen(Effect.never),
       Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
     )
@@ -959,7 +991,9 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
 
     return Subscriptions.of({
       subscribe,
-      run: makeRun(subscribe),
+      run: makeRun(subscribe, undefined, (start) =>
+        start?._tag === "End" ? Effect.map(head, (position) => After(position)) : Effect.succeed(start)
+      ),
       status,
       waitUntilCaughtUp,
       parked: (name) =>

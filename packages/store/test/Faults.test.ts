@@ -16,7 +16,7 @@ describe("Faults", () => {
     for (const code of ["08006", "08003", "57P01", "57014", "40001", "40P01", "55P03", "53300"]) {
       assert.strictEqual(Faults.kindOf(pgError(code)), "Transient", code)
     }
-    for (const code of ["22021", "22003", "23505", "42P01", "42703", "28000", "0A000"]) {
+    for (const code of ["22021", "22003", "23505", "25P02", "42P01", "42703", "28000", "0A000"]) {
       assert.strictEqual(Faults.kindOf(pgError(code)), "Permanent", code)
     }
     // A trigger's `raise exception` (P0001) or an unclassified code: neither is certain.
@@ -55,5 +55,18 @@ describe("Faults", () => {
         new Subscriptions.HandlerFailed({ subscription: "s", position: 1n, eventId: "e", cause: "x" })
       )
     )
+  })
+
+  it("a parked event's error is always text: bigint fields, cycles and undefined included", () => {
+    assert.strictEqual(
+      Subscriptions.describeError({ _tag: "Rejected", position: 7n }),
+      '{"_tag":"Rejected","position":"7n"}'
+    )
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    assert.strictEqual(Subscriptions.describeError(cycle), "[object Object]")
+    assert.strictEqual(Subscriptions.describeError(undefined), "undefined")
+    assert.strictEqual(Subscriptions.describeError(""), "(empty string)")
+    assert.strictEqual(Subscriptions.describeError(new TypeError("bad")), "TypeError: bad")
   })
 })

@@ -99,7 +99,10 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
         { start: Subscriptions.After(-1n) },
         { start: Subscriptions.After(2n ** 70n) },
         { batchSize: 2 ** 40 },
-        { batchSize: Number.NaN }
+        { batchSize: Number.NaN },
+        { pollInterval: "soon" as never },
+        { pollInterval: -5 },
+        { pollInterval: Number.NaN }
       ]
       const refusals = yield* Effect.forEach(badOptions, (opts) =>
         Effect.flip(Stream.runDrain(subs.subscribe("options", opts)))

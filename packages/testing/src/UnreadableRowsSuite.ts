@@ -267,6 +267,9 @@ export const suite = <E>(
               assertUnreadable(error._tag === "Some" ? error.value : undefined, expected, "run")
             }
             assert.deepStrictEqual(handled, [first], "run")
+            // The event before the row was committed before the subscription failed.
+            const [checkpoint] = (yield* subscriptions.status(`u-run-${category}`)).partitions
+            assert.strictEqual(checkpoint?.checkpoint.position, first, "run's checkpoint")
             const { delivered, error } = yield* readUntilFailure(
               subscriptions
                 .subscribe(`u-sub-${category}`, { categories: [category] })
