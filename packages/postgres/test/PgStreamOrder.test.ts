@@ -409,17 +409,19 @@ layer(Layer.provideMerge(PgEventStore.layer(), layerSubscriptions()), {
           cursors.push({ ...cursor, seen: seen.length })
         })
 
-        // Waits until every released step is done or waits for a lock another transaction holds: a whole pass finds
-        // it so, and no step ended during the pass (an end can let go a transaction the pass found waiting).
+        // Waits until every released step is done or waits for a lock another transaction of the run holds: a whole
+        // pass finds it so, and no step ended during the pass (an end can let go a transaction the pass found waiting).
+        // A wait for anyone else (autovacuum truncating a table, say) is only a delay.
         const settle = Effect.gen(function* () {
           while (true) {
             const before = runners.map((runner) => runner.done)
+            const pids = runners.flatMap((runner) => (runner.pid === undefined ? [] : [runner.pid]))
             let pending = false
             for (const runner of runners) {
               if (runner.done >= runner.issued) continue
               if (runner.pid !== undefined) {
                 const [row] = yield* sql<{ readonly blocked: boolean }>`
-                  select cardinality(pg_blocking_pids(${runner.pid}::int4)) > 0 as blocked`
+                  select pg_blocking_pids(${runner.pid}::int4) && ${pids}::int4[] as blocked`
                 if (row!.blocked) continue
               }
               pending = true
