@@ -721,18 +721,21 @@ export const makeRun =
       const body = Effect.forEach(batch.events, (event) => handleOne(batch, event), { discard: true })
       return options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
     }
-    const runPartition = (partition: number): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
+    const runPartition = (
+      runOptions: RunOptions | undefined,
+      partition: number
+    ): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
       let progressed = false
       // An ephemeral subscription's cursor dies with its session: a restart resumes after the last committed batch.
       let resume: Start | undefined
       const session = Stream.suspend(() =>
-        subscribe(name, { ...options, partition, ...(resume === undefined ? {} : { start: resume }) })
+        subscribe(name, { ...runOptions, partition, ...(resume === undefined ? {} : { start: resume }) })
       ).pipe(
         Stream.mapEffect((batch) =>
           Effect.tap(handleBatch(batch), () =>
             Effect.sync(() => {
               progressed = true
-              if (options?.ephemeral === true) {
+              if (runOptions?.ephemeral === true) {
                 resume = After(batch.checkpoint.position, batch.checkpoint.transactionId)
               }
             })
@@ -756,16 +759,19 @@ export const makeRun =
     }
     const reason = problem(name, options)
     if (reason !== undefined) return Effect.fail(new InvalidSubscription({ subscription: String(name), reason }))
-    const partitions = Effect.forEach(partitionsOf(options), runPartition, { concurrency: "unbounded", discard: true })
-    // An ephemeral subscription has no stored checkpoint to resume from: its start (`End` above all) is resolved once,
-    // so that a restart before its first commit does not skip what committed in between.
+    const partitions = (pinned: RunOptions | undefined) =>
+      Effect.forEach(partitionsOf(pinned), (partition) => runPartition(pinned, partition), {
+        concurrency: "unbounded",
+        discard: true
+      })
+    // An ephemeral subscription has no stored checkpoint to resume from: its start (`End` above all) is resolved once
+    // per run, so that a restart before its first commit does not skip what committed in between.
     const pinned =
       options?.ephemeral === true && pinStart !== undefined
-        ? Effect.flatMap(pinStart(options.start), (start) => {
-            if (start !== undefined) options = { ...options, start }
-            return partitions
-          })
-        : partitions
+        ? Effect.flatMap(pinStart(options.start), (start) =>
+            partitions(start === undefined ? options : { ...options, start })
+          )
+        : partitions(options)
     return pinned.pipe(
       Effect.andThen(Effect.never),
       Effect.withSpan("Subscriptions.run", { attributes: { subscription: name } })
