@@ -522,15 +522,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       park: (event, error) =>
         Effect.andThen(
           Effect.sync(() => {
-            ephemeralParked.push({
-              subscription: name,
-              partition,
-              position: event.position,
-              eventId: event.eventId,
-              stream: event.stream,
-              type: event.type,
-              error: describeError(error)
-            })
+            ephemeralParked.push(Subscriptions.parkedEvent(name, partition, event, describeError(error)))
           }),
           Effect.logWarning(`Subscription '${name}' (ephemeral) parked event ${event.eventId}: ${describeError(error)}`)
         )

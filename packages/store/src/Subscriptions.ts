@@ -510,6 +510,27 @@ export interface ParkedEvent {
 }
 
 /**
+ * The record of an event parked by subscription `subscription`'s partition `partition`, with its error as text.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const parkedEvent = (
+  subscription: string,
+  partition: number,
+  event: EventStore.RecordedEvent,
+  error: string
+): ParkedEvent => ({
+  subscription,
+  partition,
+  position: event.position,
+  eventId: event.eventId,
+  stream: event.stream,
+  type: event.type,
+  error
+})
+
+/**
  * The subscriptions service.
  *
  * @since 0.1.0
@@ -886,15 +907,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
             isolate: (effect) => effect,
             park: (event, error) =>
               Effect.sync(() => {
-                parkedEvents.push({
-                  subscription: name,
-                  partition,
-                  position: event.position,
-                  eventId: event.eventId,
-                  stream: event.stream,
-                  type: event.type,
-                  error: describeError(error)
-                })
+                parkedEvents.push(parkedEvent(name, partition, event, describeError(error)))
               })
           })
           const next = Effect.fnUntraced(function* (cursor: bigint) {
