@@ -86,6 +86,18 @@ describe("pnpm example", () => {
       assertTiming(stdout)
     })
   )
+
+  it.live("fails as the process's main fiber: the runtime logs the error and the exit code is 1", () =>
+    Effect.gen(function* () {
+      const url = "postgres://postgres@127.0.0.1:5432/evently_no_such_database"
+      const { code, stdout, stderr } = yield* runExample({ ...withoutDatabase(), DATABASE_URL: url })
+      assert.strictEqual(code, 1, `${stdout}\n${stderr}`)
+      // NodeRuntime.runMain's report: the runtime's logger at level ERROR, with the cause down to Postgres's message.
+      assert.match(`${stdout}${stderr}`, /ERROR \(#\d+\): effect\/sql\/SqlError: PgConnection: Failed to connect/)
+      assert.include(`${stdout}${stderr}`, 'database "evently_no_such_database" does not exist')
+      assert.notInclude(stdout, "Timing:")
+    })
+  )
 })
 
 layer(TestDatabase.layer(), { excludeTestServices: true, timeout: "120 seconds" })(
