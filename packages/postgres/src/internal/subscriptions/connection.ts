@@ -1,0 +1,35 @@
+/**
+ * The connection a worker's session holds: its lock, its reads and its plain commits all go through it, so a worker
+ * whose connection dies can neither read nor commit any more, and its lock is gone with it.
+ */
+import type * as Subscriptions from "@evently/store/Subscriptions"
+import * as Effect from "effect/Effect"
+import * as Semaphore from "effect/Semaphore"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlError from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
+import { storage } from "./cursor.ts"
+
+/** A held connection: its statements run one at a time, and fail as storage faults named by `operation`. */
+export interface SessionConnection {
+  readonly query: <A>(
+    operation: string,
+    statement: Statement.Statement<A>
+  ) => Effect.Effect<ReadonlyArray<A>, Subscriptions.SubscriptionStorageError>
+}
+
+/** Reserves a connection of the pool until the scope closes. */
+export const reserve = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
+  const connection = yield* sql.reserve.pipe(Effect.mapError(storage("connect")))
+  const mutex = yield* Semaphore.make(1)
+  return {
+    query: <A>(operation: string, statement: Statement.Statement<A>) => {
+      const [text, params] = statement.compile()
+      const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection.execute(text, params, undefined)
+      return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+        ReadonlyArray<A>,
+        Subscriptions.SubscriptionStorageError
+      >
+    }
+  } satisfies SessionConnection
+})
