@@ -99,6 +99,8 @@ interface AppendRow {
   readonly version: number | null
   readonly actual: number
   readonly positions: ReadonlyArray<bigint>
+  /** How many appends the statement that decided this one wrote (1 unless group-committed). */
+  readonly batch: number
 }
 
 /** What the append statement (alone or combined) says of one append, before the follow-up checks. */
@@ -218,7 +220,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Append.statement(sql, tables, Append.parameters(append.prepared, append.recordedAt, tables.events, notify)).pipe(
       Effect.map((rows): Outcome => {
         const row = rows[0]!
-        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [] }
+        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [], batch: 1 }
       }),
       // Two concurrent appends of the same new event ids: the loser's insert hits the unique index.
       Effect.catchReason("SqlError", "UniqueViolation", (reason, error) =>
@@ -256,7 +258,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           const index = row.stream === null ? undefined : place.get(row.stream)
           if (index === undefined) continue
           if (row.position !== null) written[index]!.push(row)
-          else outcomes[index] = row.duplicate ? "duplicate" : { version: null, actual: row.actual ?? 0, positions: [] }
+          else {
+            outcomes[index] = row.duplicate
+              ? "duplicate"
+              : { version: null, actual: row.actual ?? 0, positions: [], batch: batch.length }
+          }
         }
         return batch.map((queued, index): Exit.Exit<Outcome, EventStore.StoreError> => {
           const events = written[index]!
@@ -269,7 +275,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             return Exit.succeed({
               version,
               actual: version - events.length,
-              positions: events.map((event) => BigInt(event.position!))
+              positions: events.map((event) => BigInt(event.position!)),
+              batch: batch.length
             })
           }
           const outcome = outcomes[index]
@@ -327,6 +334,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     appendOptions?: EventStore.AppendOptions
   ) {
     const prepared = yield* EventStore.prepareAppend(stream, events, appendOptions)
+    yield* EventStore.annotateAppendSpan(prepared)
     if (prepared.events.length === 0) {
       const actual = yield* Effect.mapError(currentVersion(prepared.stream), storeError("append"))
       if (!ExpectedVersion.matches(prepared.expected, actual)) {
@@ -341,6 +349,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     const recordedAt = new Date(yield* Clock.currentTimeMillis)
     const outcome = yield* write({ prepared, recordedAt })
     if (outcome === "duplicate") return yield* EventStore.replayAppend(prepared, yield* storedWithIds(prepared))
+    yield* Effect.annotateCurrentSpan("batch.size", outcome.batch)
     if (outcome.version !== null) {
       return { stream: prepared.stream, version: outcome.version, positions: outcome.positions }
     }

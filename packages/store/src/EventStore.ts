@@ -460,6 +460,34 @@ export const prepareAppend = (
     })
   )
 
+const expectedAttribute = (expected: ExpectedVersion.ExpectedVersion): string => {
+  switch (expected._tag) {
+    case "Any":
+      return "any"
+    case "NoStream":
+      return "no_stream"
+    case "StreamExists":
+      return "stream_exists"
+    case "Exact":
+      return String(expected.version)
+  }
+}
+
+/**
+ * Annotates the current span (the adapter's append span) with what the append asks: `stream`, `expected_version`
+ * (`any`, `no_stream`, `stream_exists`, or the exact version as a string) and `events` (how many). Every adapter
+ * calls it right after {@link prepareAppend}, so the append spans of all adapters carry the same attributes.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const annotateAppendSpan = (prepared: PreparedAppend): Effect.Effect<void> =>
+  Effect.annotateCurrentSpan({
+    stream: prepared.stream,
+    expected_version: expectedAttribute(prepared.expected),
+    events: prepared.events.length
+  })
+
 /**
  * A stored event found by one of an append's event ids, as an adapter reads it back to decide idempotency.
  *
@@ -812,6 +840,7 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
     options?: AppendOptions
   ) {
     const prepared = yield* prepareAppend(stream, events, options)
+    yield* annotateAppendSpan(prepared)
     const millis = yield* Clock.currentTimeMillis
     const rows = streams.get(prepared.stream) ?? []
     const stored = prepared.events.flatMap((event) => {
