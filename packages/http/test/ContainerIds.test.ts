@@ -8,7 +8,7 @@ import * as Stream from "effect/Stream"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import { createServer } from "node:http"
-import { TaskEvent, TaskMachine } from "./TaskMachine.ts"
+import { TaskEvent, TaskMachine } from "../../../examples/task-list/src/TaskMachine.ts"
 
 const codec = EventCodec.make(TaskEvent)
 

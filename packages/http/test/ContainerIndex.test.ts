@@ -6,7 +6,7 @@ import { TestDatabase } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as SqlClient from "effect/sql/SqlClient"
-import { TaskEvent, TaskMachine } from "./TaskMachine.ts"
+import { TaskEvent, TaskMachine } from "../../../examples/task-list/src/TaskMachine.ts"
 
 const database = PgSchema.layerMigrate.pipe(Layer.orDie, Layer.provideMerge(TestDatabase.layer({ maxConnections: 8 })))
 const stores = Layer.mergeAll(
