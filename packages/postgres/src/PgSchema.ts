@@ -22,6 +22,8 @@ export interface TableNames {
   readonly checkpoints: string
   readonly parked: string
   readonly snapshots: string
+  readonly projections: string
+  readonly replayBoundaries: string
   readonly migrations: string
 }
 
@@ -41,6 +43,8 @@ export const tableNames = (prefix = "evently_"): TableNames => {
     checkpoints: `${prefix}checkpoints`,
     parked: `${prefix}parked`,
     snapshots: `${prefix}snapshots`,
+    projections: `${prefix}projections`,
+    replayBoundaries: `${prefix}replay_boundaries`,
     migrations: `${prefix}migrations`
   }
 }
@@ -150,6 +154,35 @@ const streamTransactionIds = Effect.gen(function* () {
 })
 
 /**
+ * The projections registry: one row per build of a table projection's version (its subscription, its physical
+ * tables by the name readers use, its state: building, active or retired; at most one active per projection), and
+ * the replay boundaries of projections and consumers (the snapshot taken when each first started).
+ */
+const projections = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* Tables
+  yield* sql`create table ${sql(t.projections)} (
+    subscription text primary key,
+    name text not null,
+    version integer not null check (version > 0),
+    build integer not null check (build > 0),
+    state text not null check (state in ('building', 'active', 'retired')),
+    tables jsonb not null,
+    started_at timestamptz not null default now(),
+    activated_at timestamptz,
+    retired_at timestamptz,
+    constraint ${sql(`${t.projections}_build_key`)} unique (name, version, build)
+  )`
+  yield* sql`create unique index ${sql(`${t.projections}_active_idx`)} on ${sql(t.projections)} (name)
+    where state = 'active'`
+  yield* sql`create table ${sql(t.replayBoundaries)} (
+    key text primary key,
+    snapshot text not null,
+    recorded_at timestamptz not null default now()
+  )`
+})
+
+/**
  * Every migration of evently's Postgres schema, in order. Later features add entries; ids never change.
  *
  * @since 0.1.0
@@ -159,7 +192,8 @@ export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, S
   "0001_events_and_streams": eventsAndStreams,
   "0002_subscriptions": subscriptions,
   "0003_snapshots": snapshots,
-  "0004_stream_transaction_ids": streamTransactionIds
+  "0004_stream_transaction_ids": streamTransactionIds,
+  "0005_projections": projections
 }
 
 /**

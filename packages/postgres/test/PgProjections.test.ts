@@ -1,0 +1,102 @@
+import { assert, layer } from "@effect/vitest"
+import * as PgProjections from "@evently/postgres/PgProjections"
+import { Subscriptions } from "@evently/store"
+import * as Projection from "@evently/store/Projection"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
+import { layerSubscriptions } from "./helpers.ts"
+import { ItemCodec, ItemsV1, ItemsV2, expectedItems, itemsOf, writeItems } from "./projections.ts"
+
+const fast = { registryPollInterval: "100 millis", pollInterval: "100 millis" } as const
+
+const stateOf = (name: string) =>
+  Effect.map(PgProjections.builds(name), (builds) => builds.map((b) => `v${b.version}b${b.build} ${b.state}`))
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgProjections", (it) => {
+  it.effect("a table projection's writes commit with its checkpoint: a failing handler leaves neither", () =>
+    Effect.gen(function* () {
+      const failing = Projection.make({
+        name: "failing",
+        version: 1,
+        tables: { failing_items: (sql, table) => sql`create table ${sql(table)} (id text primary key)` },
+        sources: [
+          Projection.on("item", ItemCodec, {
+            Created: (_, ctx) =>
+              Effect.flatMap(SqlClient.SqlClient, (sql) =>
+                ctx.recorded.stream === "item-3"
+                  ? Effect.fail("refused")
+                  : sql`insert into ${sql(ctx.tables.failing_items!)} (id) values (${ctx.recorded.stream})`
+              )
+          })
+        ]
+      })
+      yield* writeItems(1, 5)
+      const exit = yield* Effect.exit(PgProjections.run(failing, fast))
+      assert.strictEqual(exit._tag, "Failure")
+      const sql = yield* SqlClient.SqlClient
+      // Items 1 and 2 were written in the same batch as 3: rolled back with it, and the checkpoint did not move.
+      const rows = yield* sql<{ id: string }>`select id from failing_items_v1`
+      assert.deepStrictEqual(rows, [])
+      const subscriptions = yield* Subscriptions.Subscriptions
+      const status = yield* subscriptions.status(Projection.subscriptionName(failing))
+      assert.deepStrictEqual(
+        status.partitions.map((p) => [p.checkpoint.position, p.lagEvents]),
+        [[0n, 5]]
+      )
+    })
+  )
+})
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgProjections versions", (it) => {
+  it.effect("versions: v1 becomes active, v2 takes over once caught up, drop refuses the active one", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* writeItems(1, 50, { rename: true })
+      const v1 = yield* Effect.forkChild(PgProjections.run(ItemsV1, fast))
+      yield* PgProjections.waitUntilCaughtUp("items")
+      assert.deepStrictEqual(yield* stateOf("items"), ["v1b1 active"])
+      assert.deepStrictEqual(yield* itemsOf("items"), yield* expectedItems)
+
+      const v2 = yield* Effect.forkChild(PgProjections.run(ItemsV2, fast))
+      yield* writeItems(51, 60)
+      yield* Effect.repeat(stateOf("items"), {
+        until: (states) => states.includes("v2b1 active"),
+        schedule: Schedule.spaced("20 millis")
+      })
+      yield* PgProjections.waitUntilCaughtUp("items")
+      assert.deepStrictEqual(yield* stateOf("items"), ["v1b1 retired", "v2b1 active"])
+      assert.deepStrictEqual(yield* itemsOf("items"), yield* expectedItems)
+      const [columns] = yield* sql<{ length: number }>`select length from items where id = 'item-7'`
+      assert.strictEqual(columns!.length, "renamed 7".length)
+
+      // A v1 process still running keeps v1's table up to date, harmlessly, and never takes over again.
+      yield* writeItems(61, 62)
+      yield* Subscriptions.Subscriptions.pipe(
+        Effect.flatMap((subscriptions) => subscriptions.waitUntilCaughtUp(Projection.subscriptionName(ItemsV1)))
+      )
+      assert.strictEqual((yield* itemsOf("items_v1")).length, 62)
+      assert.deepStrictEqual(yield* stateOf("items"), ["v1b1 retired", "v2b1 active"])
+
+      const refused = yield* Effect.flip(PgProjections.drop("items", 2))
+      assert.strictEqual(refused._tag, "ActiveBuild")
+      assert.match(refused.message, /is active: readers are served from it/)
+      const unknown = yield* Effect.flip(PgProjections.drop("items", 3))
+      assert.strictEqual(unknown._tag, "UnknownProjection")
+
+      yield* Fiber.interrupt(v1)
+      const dropped = yield* PgProjections.drop("items", 1)
+      assert.deepStrictEqual(
+        dropped.map((b) => b.subscription),
+        ["projection:items:v1"]
+      )
+      const [left] = yield* sql<{ tables: number; checkpoints: number }>`select
+        (select count(*)::int from pg_tables where tablename = 'items_v1') as tables,
+        (select count(*)::int from evently_checkpoints where subscription = 'projection:items:v1') as checkpoints`
+      assert.deepStrictEqual(left, { tables: 0, checkpoints: 0 })
+      assert.deepStrictEqual(yield* stateOf("items"), ["v2b1 active"])
+      yield* Fiber.interrupt(v2)
+    })
+  )
+})
