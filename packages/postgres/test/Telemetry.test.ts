@@ -15,6 +15,7 @@ import { layerSubscriptions } from "./helpers.ts"
 interface Post {
   readonly path: string
   readonly contentType: string
+  readonly authorization: string | undefined
   readonly body: Buffer
 }
 
@@ -33,7 +34,8 @@ const receiver = Effect.acquireRelease(
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
       request.on("end", () => {
         const contentType = request.headers["content-type"] ?? ""
-        posts.push({ path: request.url ?? "", contentType, body: Buffer.concat(chunks) })
+        const authorization = request.headers.authorization
+        posts.push({ path: request.url ?? "", contentType, authorization, body: Buffer.concat(chunks) })
         response.writeHead(200, { "content-type": "application/json" }).end("{}")
       })
     })
@@ -138,10 +140,12 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
       const env = ConfigProvider.fromEnvRecord({
         OTEL_EXPORTER_OTLP_ENDPOINT: url,
         OTEL_SERVICE_NAME: "billing",
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json"
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20secret"
       })
       const run = yield* work(Layer.provide(Telemetry.layerOtlp(), ConfigProvider.layer(env)))
 
+      assert.deepStrictEqual([...new Set(posts.map((post) => post.authorization))], ["Bearer secret"])
       const spans = spansOf(posts)
       const append = spans.find(
         (span) => span.name === "PgEventStore.append" && attributesOf(span.attributes)["stream"] === `order-${run}`
@@ -215,6 +219,8 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
       const enabled = ConfigProvider.fromEnvRecord({ OTEL_EXPORTER_OTLP_ENDPOINT: url })
       yield* work(Layer.provide(Telemetry.layerOtlp(), ConfigProvider.layer(enabled)))
       assert.isAbove(posts.length, 0)
+      // No service name anywhere: OpenTelemetry's default.
+      assert.isTrue(posts.every((post) => post.body.toString("latin1").includes("unknown_service")))
     }).pipe(Effect.scoped)
   )
 
