@@ -1,0 +1,80 @@
+/**
+ * `evently status [--watch]`: every subscription partition's checkpoint, lag, worker and parked events, and the
+ * transaction that holds the log back.
+ */
+import * as PgOperations from "@evently/postgres/PgOperations"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import { Command, Flag } from "effect/cli"
+import { Json, withDatabase } from "../context.ts"
+import * as Render from "../render.ts"
+
+const watchFlag = Flag.Boolean("watch").pipe(
+  Flag.withAlias("w"),
+  Flag.withDescription("Refresh in place until interrupted"),
+  Flag.withDefault(false)
+)
+
+const intervalFlag = Flag.Int("interval").pipe(
+  Flag.withDescription("Seconds between refreshes with --watch"),
+  Flag.withDefault(2)
+)
+
+const workerCell = (worker: PgOperations.Worker | undefined) => {
+  if (worker === undefined) return "none"
+  const where = worker.clientHostname ?? worker.clientAddress ?? "local socket"
+  return `pid ${worker.pid} @ ${where}${worker.applicationName === "" ? "" : ` (${worker.applicationName})`}`
+}
+
+/** The status report as a table and, when there is one, a line about the transaction holding the log back. */
+export const renderStatus = (report: PgOperations.StatusReport): string => {
+  const partitions = Render.table<PgOperations.PartitionReport>(
+    report.partitions,
+    [
+      { header: "SUBSCRIPTION", cell: (r) => r.subscription },
+      { header: "PART", cell: (r) => `${r.partition}/${r.partitions}`, align: "right" },
+      { header: "CHECKPOINT", cell: (r) => String(r.checkpoint.position), align: "right" },
+      { header: "LAG", cell: (r) => String(r.lagEvents), align: "right" },
+      { header: "LAG AGE", cell: (r) => (r.lagEvents === 0 ? "-" : Render.seconds(r.lagSeconds)), align: "right" },
+      { header: "PARKED", cell: (r) => String(r.parked), align: "right" },
+      { header: "WORKER", cell: (r) => workerCell(r.worker) },
+      { header: "CONNECTED SINCE", cell: (r) => Render.date(r.worker?.backendStart) },
+      { header: "LAST COMMIT", cell: (r) => Render.date(r.updatedAt) }
+    ],
+    "No subscription has a checkpoint yet."
+  )
+  const holder = report.xminHolder
+  if (holder === undefined) return partitions
+  return `${partitions}\n\nHeld back: ${holder.heldEvents} committed event(s) wait behind the open transaction of pid ${holder.pid} (${holder.state ?? "?"} since ${Render.date(holder.transactionStart)}, ${holder.applicationName || "no application name"}${holder.clientAddress === null ? "" : ` from ${holder.clientAddress}`}): ${Render.excerpt(holder.query, 100)}`
+}
+
+const once = (json: boolean) =>
+  Effect.flatMap(PgOperations.status, (report) => (json ? Render.printJson(report) : Console.log(renderStatus(report))))
+
+const refresh = (json: boolean) =>
+  Effect.flatMap(PgOperations.status, (report) =>
+    json
+      ? Console.log(Render.toJson(report))
+      : Console.log(`\x1b[H\x1b[2J${renderStatus(report)}\n\n(refreshing; Ctrl-C to stop)`)
+  )
+
+export const status = Command.make("status", { watch: watchFlag, interval: intervalFlag }, ({ interval, watch }) =>
+  withDatabase(
+    Effect.gen(function* () {
+      const json = yield* Json
+      if (!watch) return yield* once(json)
+      yield* Effect.repeat(refresh(json), Schedule.spaced(Duration.seconds(Math.max(1, interval))))
+    })
+  )
+).pipe(
+  Command.withDescription(
+    "Every durable subscription per partition: checkpoint, lag (events and age of the oldest), parked events, the worker holding it, and the transaction holding the log back"
+  ),
+  Command.withExamples([
+    { command: "evently status", description: "One table" },
+    { command: "evently status --watch", description: "Refreshed every 2 seconds" },
+    { command: "evently status --json", description: "For scripts" }
+  ])
+)
