@@ -38,7 +38,9 @@ import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as ContainerApi from "./ContainerApi.ts"
 import * as EntityTags from "./internal/entityTags.ts"
+import * as EncodedNames from "./internal/encodedNames.ts"
 import * as Idempotency from "./internal/idempotency.ts"
+import { packageVersion } from "./internal/version.ts"
 import * as Problem from "./Problem.ts"
 
 /**
@@ -109,9 +111,11 @@ export interface Options<
   /** Commands without `If-Match` fail with 428. */
   readonly requireIfMatch?: boolean | undefined
   readonly maxBodyBytes?: number | undefined
-  /** The API's id in the OpenAPI document (default `evently`). */
+  /** The API's id (default `evently`): the id of its `HttpApi`. */
   readonly apiId?: string | undefined
+  /** The API's title in the OpenAPI document (default `<name> (evently)`). */
   readonly title?: string | undefined
+  /** The API's version in the OpenAPI document (default: the version of `@evently/http`). */
   readonly version?: string | undefined
   readonly openapiPath?: `/${string}` | false | undefined
   readonly docsPath?: `/${string}` | false | undefined
@@ -150,6 +154,26 @@ export interface CommandApi<Name extends string> {
   ) => Layer.Layer<never, never, EventStore.EventStore>
   /** The route that answers an unknown command with a problem naming the commands there are. */
   readonly unknownCommand: Layer.Layer<never, never, HttpRouter.HttpRouter>
+}
+
+/** A request to a command endpoint, as its schemas decode it (the get endpoint reads only `params`). */
+interface CommandRequest {
+  readonly params: { readonly id: string }
+  readonly headers: { readonly "if-match"?: string | undefined; readonly "idempotency-key"?: string | undefined }
+  readonly payload: object
+}
+
+/**
+ * The handlers of a resource's group. Its endpoints are made at run time, one per command of the union, and the
+ * group joins an API that may hold other containers' groups, so it is an `HttpApiGroup.Top`: effect's `Handlers`
+ * then knows neither the endpoints' names nor their requests, and no typed value of them exists. This is what they
+ * are, by the schemas each endpoint decodes with.
+ */
+interface GroupHandlers {
+  readonly handle: (
+    name: string,
+    handler: (request: CommandRequest) => Effect.Effect<unknown, unknown>
+  ) => GroupHandlers
 }
 
 /** The `If-Match` the command was sent with, and the version the decision was made on when they differ. */
@@ -318,7 +342,11 @@ export const make = <
     ...[...problems.values()].map((entry) => entry.problem as unknown as Schema.Top)
   ]
 
-  const ContainerSchema = Schema.Struct({ id: Schema.String, version: Schema.Int, state: options.state })
+  const ContainerSchema = Schema.Struct({
+    id: Schema.String,
+    version: Schema.Int,
+    state: EncodedNames.named(options.state)
+  })
 
   const get = HttpApiEndpoint.get("get", "/:id", {
     params: { id: ContainerApi.Id },
@@ -342,7 +370,7 @@ export const make = <
           HttpApiEndpoint.post("events", "/:id/events", {
             params: { id: ContainerApi.Id },
             headers: { "if-match": Schema.optional(Schema.String), "idempotency-key": idempotencyKey },
-            payload: handlerOptions.codec.schema,
+            payload: EncodedNames.named(handlerOptions.codec.schema),
             success: HttpApiSchema.WithHeaders(ContainerSchema, { etag: Schema.String, location: Schema.String }),
             error: errorSchemas
           })
@@ -360,7 +388,7 @@ export const make = <
     .annotateMerge(
       OpenApi.annotations({
         title: options.title ?? `${name} (evently)`,
-        ...(options.version === undefined ? {} : { version: options.version })
+        version: options.version ?? packageVersion
       })
     )
 
@@ -506,7 +534,8 @@ export const make = <
             })
           })
 
-        let built = routes.handle(
+        // The group's endpoints exist only at run time, so its type is erased (see `GroupHandlers`).
+        let built = (routes as unknown as GroupHandlers).handle(
           "get",
           Effect.fnUntraced(function* ({ params }: { readonly params: { readonly id: string } }) {
             const loaded = yield* commands.load(streamOf(params.id)).pipe(Effect.mapError(readProblem))
@@ -519,10 +548,10 @@ export const make = <
             }
             const container = toContainer(params.id, loaded.state)
             return HttpApiSchema.withHeaders({ body: container, headers: { etag: etagOf(container.version) } })
-          }) as never
+          })
         )
-        for (const tag of commandTags) built = built.handle(tag as never, runCommand(tag) as never)
-        if (events !== undefined) built = built.handle("events" as never, runCommand("events") as never)
+        for (const tag of commandTags) built = built.handle(tag, runCommand(tag))
+        if (events !== undefined) built = built.handle("events", runCommand("events"))
         return built as unknown as HttpApiBuilder.Handlers<never>
       })
     ) as unknown as Layer.Layer<never, never, EventStore.EventStore>
@@ -592,7 +621,7 @@ export const serve = (
     .annotateMerge(
       OpenApi.annotations({
         title: apiOptions.title ?? resources.map((resource) => resource.name).join(", "),
-        ...(apiOptions.version === undefined ? {} : { version: apiOptions.version })
+        version: apiOptions.version ?? packageVersion
       })
     )
   const openapiPath = apiOptions.openapiPath === false ? undefined : (apiOptions.openapiPath ?? "/openapi.json")

@@ -33,9 +33,11 @@ import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as ContainerIndex from "./ContainerIndex.ts"
+import * as EncodedNames from "./internal/encodedNames.ts"
 import * as Fallback from "./internal/containerApi/fallback.ts"
 import * as Handlers from "./internal/containerApi/handlers.ts"
 import * as RequestGuardImpl from "./internal/containerApi/requestGuard.ts"
+import { packageVersion } from "./internal/version.ts"
 import * as Problem from "./Problem.ts"
 
 /**
@@ -177,12 +179,12 @@ export class RequestGuard extends HttpApiMiddleware.Service<RequestGuard>()("@ev
  * codec of its events, and options: the stream `category` (default: `name` without a trailing `s`; letters, digits
  * and `_`, else `make` throws `InvalidStreamName`),
  * `requireIfMatch` (appends without `If-Match` fail with 428), `maxBodyBytes` (default 64 KiB), the index
- * subscription's name and the OpenAPI title.
+ * subscription's name, and the API's id, title and version in the OpenAPI document.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options<Name extends string, E extends Machine.Tagged, Data> {
+export interface Options<Name extends string, E extends Machine.Tagged, Data, Id extends string = "evently"> {
   readonly name: Name
   readonly machine: Machine.Machine<E, Data>
   readonly codec: EventCodec.EventCodec<E>
@@ -192,8 +194,11 @@ export interface Options<Name extends string, E extends Machine.Tagged, Data> {
   readonly indexSubscription?: string | undefined
   /** The index's table (default `evently_container_index`). */
   readonly indexTable?: string | undefined
+  /** The API's id (default `evently`): the id of its `HttpApi`, and of its handlers' `HttpApiGroup.Service`. */
+  readonly apiId?: Id | undefined
+  /** The API's title in the OpenAPI document (default `<name> (evently)`). */
   readonly title?: string | undefined
-  /** The API's version in the OpenAPI document. */
+  /** The API's version in the OpenAPI document (default: the version of `@evently/http`). */
   readonly version?: string | undefined
   /** Where `routes` serves the OpenAPI document (default `/openapi.json`; `false`: not at all). */
   readonly openapiPath?: `/${string}` | false | undefined
@@ -218,7 +223,7 @@ export const defaultMaxBodyBytes = 64 * 1024
  * @category layers
  */
 export const layerRequestGuard = (maxBodyBytes: number = defaultMaxBodyBytes): Layer.Layer<RequestGuard> =>
-  Layer.succeed(RequestGuard, RequestGuardImpl.guard(maxBodyBytes) as never)
+  Layer.succeed(RequestGuard, RequestGuardImpl.guard(maxBodyBytes))
 
 const commandErrors = [
   Problem.NotFound,
@@ -319,23 +324,29 @@ export const makeGroup = <const Name extends string, E extends Machine.Tagged>(
     .prefix(`/${name}`)
 
 /**
- * The `HttpApi` of one container type, with the parse options that report every bad field at once.
+ * The `HttpApi` of one container type, with the parse options that report every bad field at once; its `id` (default
+ * `evently`), `title` (default `<name> (evently)`) and `version` (default: the version of `@evently/http`) are what
+ * the OpenAPI document says.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeApi = <const Name extends string, E extends Machine.Tagged>(
+export const makeApi = <const Name extends string, E extends Machine.Tagged, const Id extends string = "evently">(
   name: Name,
   schema: Schema.Codec<E, { readonly _tag: string }>,
-  title?: string,
-  version?: string
+  options: {
+    readonly id?: Id | undefined
+    readonly title?: string | undefined
+    readonly version?: string | undefined
+  } = {}
 ) =>
-  HttpApi.make("evently")
+  // Without an id, `Id` is its default, "evently".
+  HttpApi.make((options.id ?? "evently") as Id)
     .add(makeGroup(name, schema))
     .annotate(HttpApi.ParseOptions, { errors: "all", reportInput: true })
     .annotate(HttpApi.HeadersParseOptions, {})
     .annotateMerge(
-      OpenApi.annotations({ title: title ?? `${name} (evently)`, ...(version === undefined ? {} : { version }) })
+      OpenApi.annotations({ title: options.title ?? `${name} (evently)`, version: options.version ?? packageVersion })
     )
 
 /**
@@ -359,35 +370,20 @@ export class Index extends Context.Service<Index, ContainerIndex.ContainerIndex>
  * @since 0.1.0
  * @category constructors
  */
-export const make = <const Name extends string, E extends Machine.Tagged, Data>(
-  options: Options<Name, E, Data>
-): ContainerApi<Name, E> => makeUntyped(options as unknown as Options<string, Machine.Tagged, unknown>) as never
+export const make = <const Name extends string, E extends Machine.Tagged, Data, const Id extends string = "evently">(
+  options: Options<Name, E, Data, Id>
+): ContainerApi<Name, E, Id> =>
+  // The one cast left: the handlers are written once, for any machine (events `Machine.Tagged`, any data, any id).
+  // Written for the caller's type parameters instead, effect's group types (`HttpApiGroup.Identifier<...>`, the
+  // endpoints `handleAll` expects) are conditional types TypeScript cannot resolve on a type parameter, so no typed
+  // value of the layers exists inside a generic function: the erased API is restated here with the caller's types.
+  makeErased(options as unknown as Options<string, Machine.Tagged, unknown, string>) as unknown as ContainerApi<
+    Name,
+    E,
+    Id
+  >
 
-/**
- * A container type's API (one group, named after the container) and the layers that implement and serve it.
- *
- * @since 0.1.0
- * @category models
- */
-export interface ContainerApi<Name extends string, E extends Machine.Tagged> {
-  readonly name: Name
-  /** The category of the container's streams. */
-  readonly category: string
-  readonly api: ReturnType<typeof makeApi<Name, E>>
-  /** The handlers, the request guard and the index (kept by a subscription). */
-  readonly handlers: Layer.Layer<
-    HttpApiGroup.Service<"evently", Name> | RequestGuard | Index,
-    never,
-    EventStore.EventStore | Subscriptions.Subscriptions
-  >
-  /** Every route: the resources, `/openapi.json` and the Scalar page at `/docs`; give it to `HttpRouter.serve`. */
-  readonly routes: Layer.Layer<
-    Index,
-    never,
-    EventStore.EventStore | Subscriptions.Subscriptions | HttpRouter.HttpRouter
-  >
-}
-const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
+const makeErased = (options: Options<string, Machine.Tagged, unknown, string>) => {
   const { name, machine, codec } = options
   const category = options.category ?? name.replace(/s$/, "")
   // Streams are `<category>-<id>`: a category that is not one (`to-do`, from the name `to-dos`) would name streams of
@@ -399,7 +395,11 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
       reason: `as the stream category of the container type '${name}', ${categoryProblem}`
     })
   }
-  const api = makeApi(name, codec.schema, options.title, options.version)
+  const api = makeApi(name, EncodedNames.named(codec.schema), {
+    id: options.apiId,
+    title: options.title,
+    version: options.version
+  })
   const group = Handlers.layerGroup(api, Index, options, category)
 
   const indexLayer = Layer.effect(
@@ -426,4 +426,29 @@ const makeUntyped = (options: Options<string, Machine.Tagged, unknown>) => {
   )
 
   return { name, category, api, handlers, routes }
+}
+
+/**
+ * A container type's API (one group, named after the container) and the layers that implement and serve it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ContainerApi<Name extends string, E extends Machine.Tagged, Id extends string = "evently"> {
+  readonly name: Name
+  /** The category of the container's streams. */
+  readonly category: string
+  readonly api: ReturnType<typeof makeApi<Name, E, Id>>
+  /** The handlers, the request guard and the index (kept by a subscription). */
+  readonly handlers: Layer.Layer<
+    HttpApiGroup.Service<Id, Name> | RequestGuard | Index,
+    never,
+    EventStore.EventStore | Subscriptions.Subscriptions
+  >
+  /** Every route: the resources, `/openapi.json` and the Scalar page at `/docs`; give it to `HttpRouter.serve`. */
+  readonly routes: Layer.Layer<
+    Index,
+    never,
+    EventStore.EventStore | Subscriptions.Subscriptions | HttpRouter.HttpRouter
+  >
 }

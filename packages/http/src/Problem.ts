@@ -6,8 +6,8 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiError from "effect/http-api/HttpApiError"
 import * as Schema from "effect/Schema"
+import * as ProblemClass from "./internal/problemClass.ts"
 
 /**
  * One bad part of a request: where (`["payload", "assignee"]`, `["params", "id"]`, …) and why.
@@ -33,7 +33,7 @@ export type Issue = typeof Issue.Type
  * @since 0.1.0
  * @category problems
  */
-export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()(
+export class InvalidRequest extends ProblemClass.make<InvalidRequest>()(
   "InvalidRequest",
   { type: "urn:evently:problem:invalid-request", status: 400, title: "Invalid request" },
   { tag: Schema.String, errors: Schema.Array(Issue) }
@@ -45,7 +45,7 @@ export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()(
  * @since 0.1.0
  * @category problems
  */
-export class NotFound extends HttpApiError.Problem<NotFound>()(
+export class NotFound extends ProblemClass.make<NotFound>()(
   "NotFound",
   { type: "urn:evently:problem:not-found", status: 404, title: "Not found" },
   { tag: Schema.String, id: Schema.String }
@@ -58,7 +58,7 @@ export class NotFound extends HttpApiError.Problem<NotFound>()(
  * @since 0.1.0
  * @category problems
  */
-export class IllegalTransition extends HttpApiError.Problem<IllegalTransition>()(
+export class IllegalTransition extends ProblemClass.make<IllegalTransition>()(
   "IllegalTransition",
   { type: "urn:evently:problem:illegal-transition", status: 409, title: "Illegal transition" },
   {
@@ -76,7 +76,7 @@ export class IllegalTransition extends HttpApiError.Problem<IllegalTransition>()
  * @since 0.1.0
  * @category problems
  */
-export class AlreadyExists extends HttpApiError.Problem<AlreadyExists>()(
+export class AlreadyExists extends ProblemClass.make<AlreadyExists>()(
   "AlreadyExists",
   { type: "urn:evently:problem:already-exists", status: 409, title: "Already exists" },
   { tag: Schema.String, id: Schema.String, version: Schema.Int }
@@ -89,7 +89,7 @@ export class AlreadyExists extends HttpApiError.Problem<AlreadyExists>()(
  * @since 0.1.0
  * @category problems
  */
-export class Contended extends HttpApiError.Problem<Contended>()(
+export class Contended extends ProblemClass.make<Contended>()(
   "Contended",
   { type: "urn:evently:problem:contended", status: 409, title: "Concurrent updates" },
   { tag: Schema.String, attempts: Schema.Int }
@@ -102,7 +102,7 @@ export class Contended extends HttpApiError.Problem<Contended>()(
  * @since 0.1.0
  * @category problems
  */
-export class PreconditionFailed extends HttpApiError.Problem<PreconditionFailed>()(
+export class PreconditionFailed extends ProblemClass.make<PreconditionFailed>()(
   "PreconditionFailed",
   { type: "urn:evently:problem:precondition-failed", status: 412, title: "Precondition failed" },
   { tag: Schema.String, expected: Schema.String, actual: Schema.Int }
@@ -114,7 +114,7 @@ export class PreconditionFailed extends HttpApiError.Problem<PreconditionFailed>
  * @since 0.1.0
  * @category problems
  */
-export class PayloadTooLarge extends HttpApiError.Problem<PayloadTooLarge>()(
+export class PayloadTooLarge extends ProblemClass.make<PayloadTooLarge>()(
   "PayloadTooLarge",
   { type: "urn:evently:problem:payload-too-large", status: 413, title: "Payload too large" },
   { tag: Schema.String, limit: Schema.Int }
@@ -126,7 +126,7 @@ export class PayloadTooLarge extends HttpApiError.Problem<PayloadTooLarge>()(
  * @since 0.1.0
  * @category problems
  */
-export class PreconditionRequired extends HttpApiError.Problem<PreconditionRequired>()(
+export class PreconditionRequired extends ProblemClass.make<PreconditionRequired>()(
   "PreconditionRequired",
   { type: "urn:evently:problem:precondition-required", status: 428, title: "Precondition required" },
   { tag: Schema.String }
@@ -139,7 +139,7 @@ export class PreconditionRequired extends HttpApiError.Problem<PreconditionRequi
  * @since 0.1.0
  * @category problems
  */
-export class Unavailable extends HttpApiError.Problem<Unavailable>()(
+export class Unavailable extends ProblemClass.make<Unavailable>()(
   "Unavailable",
   { type: "urn:evently:problem:unavailable", status: 503, title: "Service unavailable" },
   { tag: Schema.String }
@@ -153,7 +153,7 @@ export class Unavailable extends HttpApiError.Problem<Unavailable>()(
  * @since 0.2.0
  * @category problems
  */
-export class UnreadableEvent extends HttpApiError.Problem<UnreadableEvent>()(
+export class UnreadableEvent extends ProblemClass.make<UnreadableEvent>()(
   "UnreadableEvent",
   { type: "urn:evently:problem:unreadable-event", status: 500, title: "Unreadable stored event" },
   { tag: Schema.String, position: Schema.String, stream: Schema.String }
@@ -166,7 +166,7 @@ export class UnreadableEvent extends HttpApiError.Problem<UnreadableEvent>()(
  * @since 0.2.0
  * @category problems
  */
-export class IdempotencyKeyReused extends HttpApiError.Problem<IdempotencyKeyReused>()(
+export class IdempotencyKeyReused extends ProblemClass.make<IdempotencyKeyReused>()(
   "IdempotencyKeyReused",
   { type: "urn:evently:problem:idempotency-key-reused", status: 422, title: "Idempotency key reused" },
   { tag: Schema.String, key: Schema.String }
@@ -178,7 +178,7 @@ export class IdempotencyKeyReused extends HttpApiError.Problem<IdempotencyKeyReu
  * @since 0.2.0
  * @category problems
  */
-export class UnsupportedMediaType extends HttpApiError.Problem<UnsupportedMediaType>()(
+export class UnsupportedMediaType extends ProblemClass.make<UnsupportedMediaType>()(
   "UnsupportedMediaType",
   { type: "urn:evently:problem:unsupported-media-type", status: 415, title: "Unsupported media type" },
   { tag: Schema.String, contentType: Schema.String, supported: Schema.Array(Schema.String) }
@@ -190,7 +190,7 @@ export class UnsupportedMediaType extends HttpApiError.Problem<UnsupportedMediaT
  * @since 0.2.0
  * @category problems
  */
-export class NoRoute extends HttpApiError.Problem<NoRoute>()(
+export class NoRoute extends ProblemClass.make<NoRoute>()(
   "NoRoute",
   { type: "urn:evently:problem:no-route", status: 404, title: "No such resource" },
   { tag: Schema.String, method: Schema.String, path: Schema.String }
@@ -203,7 +203,7 @@ export class NoRoute extends HttpApiError.Problem<NoRoute>()(
  * @since 0.2.0
  * @category problems
  */
-export class MethodNotAllowed extends HttpApiError.Problem<MethodNotAllowed>()(
+export class MethodNotAllowed extends ProblemClass.make<MethodNotAllowed>()(
   "MethodNotAllowed",
   { type: "urn:evently:problem:method-not-allowed", status: 405, title: "Method not allowed" },
   { tag: Schema.String, method: Schema.String, allow: Schema.Array(Schema.String) }
@@ -215,7 +215,7 @@ export class MethodNotAllowed extends HttpApiError.Problem<MethodNotAllowed>()(
  * @since 0.2.0
  * @category problems
  */
-export class InternalError extends HttpApiError.Problem<InternalError>()(
+export class InternalError extends ProblemClass.make<InternalError>()(
   "InternalError",
   { type: "urn:evently:problem:internal-error", status: 500, title: "Internal error" },
   { tag: Schema.String }

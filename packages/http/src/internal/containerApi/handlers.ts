@@ -89,14 +89,14 @@ const toRecordedEvent = (recorded: EventStore.RecordedEvent): RecordedEvent => (
   metadata: recorded.metadata
 })
 
-/** The API of one container type, as `ContainerApi.makeApi` builds it. */
-type ContainerHttpApi = ReturnType<typeof makeApi<string, Machine.Tagged>>
+/** The API of one container type, as `ContainerApi.makeApi` builds it, for any machine. */
+type ContainerHttpApi = ReturnType<typeof makeApi<string, Machine.Tagged, string>>
 
 /** The layer that implements a container's endpoints; `index` is the service its list reads. */
 export const layerGroup = (
   api: ContainerHttpApi,
   index: typeof Index,
-  options: Options<string, Machine.Tagged, unknown>,
+  options: Options<string, Machine.Tagged, unknown, string>,
   category: string
 ) => {
   const { name, machine, codec } = options

@@ -8,11 +8,12 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
+import type { unhandled } from "effect/Types"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
-import type * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as HttpApiError from "effect/http-api/HttpApiError"
+import type { RequestGuard } from "../../ContainerApi.ts"
 import * as Problem from "../../Problem.ts"
 import { invalidRequest } from "./problems.ts"
 
@@ -105,7 +106,8 @@ const internalError = (defect: unknown): Effect.Effect<never, Problem.InternalEr
  */
 /** The middleware: what `ContainerApi.layerRequestGuard` provides. */
 export const guard =
-  (maxBodyBytes: number) => (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+  (maxBodyBytes: number): RequestGuard["Service"] =>
+  (httpEffect) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const length = Number(request.headers["content-length"] ?? "0")
@@ -118,12 +120,18 @@ export const guard =
             ? Effect.fail(unsupportedMediaType(request.headers["content-type"] ?? ""))
             : Effect.succeed(response)
         ),
-        Effect.catch((error) => {
-          if (!HttpApiError.HttpApiSchemaError.is(error) || error.kind === "Body" || error.kind === "ResponseHeaders") {
-            return Effect.fail(error)
+        Effect.catch(
+          (error): Effect.Effect<never, unhandled | Problem.UnsupportedMediaType | Problem.InvalidRequest> => {
+            if (
+              !HttpApiError.HttpApiSchemaError.is(error) ||
+              error.kind === "Body" ||
+              error.kind === "ResponseHeaders"
+            ) {
+              return Effect.fail(error)
+            }
+            return Effect.fail(schemaProblem(error))
           }
-          return Effect.fail(schemaProblem(error))
-        }),
+        ),
         Effect.catchDefect((defect): Effect.Effect<never, Problem.PayloadTooLarge | Problem.InternalError> =>
           isBodyTooLarge(defect) ? Effect.fail(tooLarge(maxBodyBytes)) : internalError(defect)
         )
