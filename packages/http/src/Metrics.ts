@@ -21,7 +21,6 @@
  *
  * @since 0.1.0
  */
-import { Subscriptions } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -30,8 +29,8 @@ import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 
 /**
  * Options of {@link layer}: `path` (default `/metrics`) and `refresh`, an effect run before each scrape to bring
- * gauges up to date (see {@link refreshLag}); a failure of `refresh` is logged and the scrape goes on with the values
- * the gauges had.
+ * gauges up to date, such as `Telemetry.refreshLag(names)` from `@evently/store` for the lag of subscriptions. A
+ * failure of `refresh` is logged, and the scrape answers with the values the series had.
  *
  * @since 0.1.0
  * @category models
@@ -76,24 +75,3 @@ export const layer = <E = never, R = never>(
       yield* router.add("GET", options.path ?? "/metrics", scrape)
     })
   )
-
-/**
- * Reads the status of the named subscriptions, which on the Postgres store sets their lag gauges
- * (`evently_subscription_lag_events`, `evently_subscription_lag_seconds`) per partition: pass it as `refresh` so each
- * scrape sees the current lag. A subscription whose status cannot be read is logged and skipped.
- *
- * @since 0.1.0
- * @category refresh
- */
-export const refreshLag = (names: Iterable<string>): Effect.Effect<void, never, Subscriptions.Subscriptions> =>
-  Effect.gen(function* () {
-    const subscriptions = yield* Subscriptions.Subscriptions
-    yield* Effect.forEach(
-      names,
-      (name) =>
-        Effect.catch(subscriptions.status(name), (error) =>
-          Effect.logWarning(`Metrics: the lag of subscription '${name}' is not known: ${error.message}`)
-        ),
-      { discard: true }
-    )
-  })

@@ -3,6 +3,7 @@ import { CommandApi } from "@evently/http"
 import * as Metrics from "@evently/http/Metrics"
 import { PgEventStore, PgSchema, PgSubscriptions } from "@evently/postgres"
 import { Subscriptions } from "@evently/store"
+import * as Telemetry from "@evently/store/Telemetry"
 import { TestDatabase } from "@evently/testing"
 import { assert, layer } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -30,7 +31,7 @@ const stores = Layer.mergeAll(PgEventStore.layer(), PgSubscriptions.layer()).pip
 const Server = HttpRouter.serve(
   Layer.mergeAll(
     accounts.routes,
-    Metrics.layer({ refresh: Metrics.refreshLag(["balances"]) }),
+    Metrics.layer({ refresh: Telemetry.refreshLag(["balances"]) }),
     Metrics.layer({ path: "/metrics/unrefreshed", refresh: Effect.fail("the refresh is down") })
   ),
   { disableLogger: true, disableListenLog: true }

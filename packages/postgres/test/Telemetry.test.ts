@@ -1,15 +1,17 @@
 import { PgEventStore } from "@evently/postgres"
-import { CommandHandler, EventCodec, EventStore, ExpectedVersion } from "@evently/store"
+import { CommandHandler, EventCodec, EventStore, ExpectedVersion, Subscriptions } from "@evently/store"
 import * as Telemetry from "@evently/store/Telemetry"
 import { assert, layer } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { layerSubscriptions } from "./helpers.ts"
+import { insertEvents, layerSubscriptions } from "./helpers.ts"
 
 /** One request the receiver got. */
 interface Post {
@@ -65,6 +67,13 @@ interface JsonMetric {
     readonly dataPoints: ReadonlyArray<{ readonly asInt?: number | string; readonly asDouble?: number }>
   }
   readonly histogram?: unknown
+  readonly gauge?: {
+    readonly dataPoints: ReadonlyArray<{
+      readonly attributes: ReadonlyArray<Attribute>
+      readonly asInt?: number | string
+      readonly asDouble?: number
+    }>
+  }
 }
 /** The parts of the OTLP JSON bodies the tests read. */
 interface Bodies {
@@ -111,7 +120,7 @@ let runs = 0
 
 /** Appends to `order-<n>`, handles a command on `count-<n>` and logs, with telemetry exported by `telemetry`; the
  * layer's scope (its final export) ends with it. */
-const work = <E>(telemetry: Layer.Layer<never, E>) =>
+const work = <E, R>(telemetry: Layer.Layer<never, E, R>) =>
   Effect.gen(function* () {
     const run = ++runs
     const store = yield* EventStore.EventStore
@@ -221,6 +230,38 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
       assert.isAbove(posts.length, 0)
       // No service name anywhere: OpenTelemetry's default.
       assert.isTrue(posts.every((post) => post.body.toString("latin1").includes("unknown_service")))
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("layerLag measures the subscriptions' lag when it starts, and the export carries it", () =>
+    Effect.gen(function* () {
+      const { posts, url } = yield* receiver
+      yield* insertEvents("invoice-1", 1)
+      // The subscription handles the first invoice and stops; two more are its lag.
+      const subscriptions = yield* Subscriptions.Subscriptions
+      const handled = yield* Deferred.make<void>()
+      const worker = yield* Effect.forkChild(
+        subscriptions.run("invoicing", () => Deferred.succeed(handled, undefined), { categories: ["invoice"] })
+      )
+      yield* Deferred.await(handled)
+      yield* subscriptions.waitUntilCaughtUp("invoicing")
+      yield* Fiber.interrupt(worker)
+      yield* insertEvents("invoice-2", 2)
+
+      const telemetry = Telemetry.layerOtlp({ url, protocol: "http/json" }).pipe(
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({})))
+      )
+      yield* work(Layer.merge(telemetry, Telemetry.layerLag(["invoicing"], { interval: "1 hour" })))
+      const lags = json(posts, "/v1/metrics")
+        .flatMap((body) => body.resourceMetrics.flatMap((resource) => resource.scopeMetrics))
+        .flatMap((scope) => scope.metrics)
+        .filter((metric) => metric.name === "evently_subscription_lag_events")
+        .flatMap((metric) => metric.gauge!.dataPoints)
+        .filter((point) => attributesOf(point.attributes)["subscription"] === "invoicing")
+      assert.deepStrictEqual(
+        lags.map((point) => [attributesOf(point.attributes), Number(point.asInt ?? point.asDouble)]),
+        [[{ subscription: "invoicing", partition: "0" }, 2]]
+      )
     }).pipe(Effect.scoped)
   )
 

@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import type * as Headers from "effect/http/Headers"
@@ -21,7 +21,9 @@ import * as Layer from "effect/Layer"
 import * as Otlp from "effect/observability/Otlp"
 import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as OtlpSerialization from "effect/observability/OtlpSerialization"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Subscriptions from "./Subscriptions.ts"
 
 /**
  * How the signals are encoded: `http/protobuf` (the OTLP default) or `http/json`. gRPC is not supported.
@@ -166,3 +168,47 @@ export const layerOtlp = (
   options: OtlpOptions = {}
 ): Layer.Layer<OtlpExporter.Flusher, Config.ConfigError | InvalidTelemetryOptions> =>
   Layer.provide(layerOtlpWithClient(options), FetchHttpClient.layer)
+
+/**
+ * Reads the status of the named subscriptions, which on the Postgres store sets their lag gauges
+ * (`evently_subscription_lag_events`, `evently_subscription_lag_seconds`) for each partition. A subscription whose
+ * status cannot be read is logged and skipped. Give it to `Metrics.layer({ refresh })` (`@evently/http`) so each
+ * Prometheus scrape sees the current lag, or see {@link layerLag} for the OTLP export.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshLag = (names: Iterable<string>): Effect.Effect<void, never, Subscriptions.Subscriptions> =>
+  Effect.gen(function* () {
+    const subscriptions = yield* Subscriptions.Subscriptions
+    yield* Effect.forEach(
+      names,
+      (name) =>
+        Effect.catch(subscriptions.status(name), (error) =>
+          Effect.logWarning(`Telemetry: the lag of subscription '${name}' is not known: ${error.message}`)
+        ),
+      { discard: true }
+    )
+  })
+
+/**
+ * Keeps the lag gauges of the named subscriptions current (see {@link refreshLag}): once when the layer is built,
+ * then every `interval` (default 15 seconds) while it lives. The lag is otherwise measured only when someone asks
+ * for a subscription's status, so an exporter would send whatever it was then.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLag = (
+  names: Iterable<string>,
+  options: { readonly interval?: Duration.Input | undefined } = {}
+): Layer.Layer<never, never, Subscriptions.Subscriptions> => {
+  const list = [...names]
+  const refresh = refreshLag(list)
+  return Layer.effectDiscard(
+    Effect.andThen(
+      refresh,
+      Effect.forkScoped(Effect.repeat(refresh, Schedule.spaced(options.interval ?? Duration.seconds(15))))
+    )
+  )
+}
