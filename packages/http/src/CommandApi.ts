@@ -299,14 +299,60 @@ const toContainer = <State>(id: string, current: Versioned<State>): Container<St
  * Builds the resource of a command handler.
  *
  * ```ts
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { CommandApi } from "@evently/http"
+ * import { CommandHandler, EventCodec, EventStore } from "@evently/store"
+ * import * as Layer from "effect/Layer"
+ * import * as Result from "effect/Result"
+ * import * as Schema from "effect/Schema"
+ * import * as HttpRouter from "effect/http/HttpRouter"
+ * import { createServer } from "node:http"
+ *
+ * const AccountEvent = Schema.TaggedUnion({ Opened: { owner: Schema.String }, Withdrawn: { amount: Schema.Int } })
+ * type AccountEvent = typeof AccountEvent.Type
+ * const AccountCommand = Schema.TaggedUnion({ Open: { owner: Schema.String }, Withdraw: { amount: Schema.Int } })
+ * type AccountCommand = typeof AccountCommand.Type
+ * // Its identifier names the state in the OpenAPI document.
+ * const Account = Schema.Struct({ owner: Schema.String, balance: Schema.Int }).annotate({ identifier: "Account" })
+ * type Account = typeof Account.Type
+ *
+ * class Overdrawn extends Schema.TaggedError<Overdrawn>("app/Overdrawn")("Overdrawn", {
+ *   balance: Schema.Int,
+ *   amount: Schema.Int
+ * }) {}
+ *
+ * const decide = (command: AccountCommand, account: Account): Result.Result<ReadonlyArray<AccountEvent>, Overdrawn> => {
+ *   if (command._tag === "Open") return Result.succeed([AccountEvent.cases.Opened.make({ owner: command.owner })])
+ *   return command.amount > account.balance
+ *     ? Result.fail(new Overdrawn({ balance: account.balance, amount: command.amount }))
+ *     : Result.succeed([AccountEvent.cases.Withdrawn.make({ amount: command.amount })])
+ * }
+ *
+ * class Accounts extends CommandHandler.Service<Accounts>()("app/Accounts", {
+ *   decider: {
+ *     initial: { owner: "", balance: 0 },
+ *     evolve: (account: Account, event: AccountEvent): Account =>
+ *       event._tag === "Opened"
+ *         ? { owner: event.owner, balance: 100 }
+ *         : { ...account, balance: account.balance - event.amount },
+ *     decide
+ *   },
+ *   codec: EventCodec.make(AccountEvent)
+ * }) {}
+ *
  * const accounts = CommandApi.make({
  *   name: "accounts",
- *   handler: Accounts, // a CommandHandler.Service, or { decider, codec }
+ *   handler: Accounts, // a CommandHandler.Service, or its { decider, codec }
  *   commands: AccountCommand,
- *   state: AccountState,
- *   errors: [{ schema: Overdrawn, status: 422 }, AccountClosed]
+ *   state: Account,
+ *   errors: [{ schema: Overdrawn, status: 422 }] // 409 when no status is given
  * })
- * const server = HttpRouter.serve(accounts.routes)
+ *
+ * // POST /accounts/{id}/Open, POST /accounts/{id}/Withdraw, GET /accounts/{id}, /openapi.json and /docs
+ * export const server = HttpRouter.serve(accounts.routes).pipe(
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })),
+ *   Layer.provide(EventStore.layerMemory)
+ * )
  * ```
  *
  * @since 0.2.0
@@ -593,11 +639,42 @@ export const make = <
 }
 
 /**
- * Serves several containers as one API: one OpenAPI document (its `id`, `title` and `version` the user's) listing
- * every container's commands, states and errors.
+ * Serves several containers as one API: one OpenAPI document (its `id`, default `evently`, `title`, default the
+ * containers' names, and `version`, default the version of `@evently/http`) listing every container's commands,
+ * states and errors.
  *
  * ```ts
- * HttpRouter.serve(CommandApi.serve({ id: "bank", title: "Bank", version: "1.0.0" }, [accounts, ledgers]))
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { CommandApi } from "@evently/http"
+ * import { EventCodec, EventStore } from "@evently/store"
+ * import * as Layer from "effect/Layer"
+ * import * as Result from "effect/Result"
+ * import * as Schema from "effect/Schema"
+ * import * as HttpRouter from "effect/http/HttpRouter"
+ * import { createServer } from "node:http"
+ *
+ * // One counter domain, served twice: as `counters` and as `tallies`.
+ * const Added = Schema.TaggedUnion({ Added: { amount: Schema.Int } })
+ * const Add = Schema.TaggedUnion({ Add: { amount: Schema.Int } })
+ * const counter = (name: string) =>
+ *   CommandApi.make({
+ *     name,
+ *     handler: {
+ *       decider: {
+ *         initial: 0,
+ *         evolve: (total: number, event: typeof Added.Type) => total + event.amount,
+ *         decide: (command: typeof Add.Type) => Result.succeed([Added.cases.Added.make({ amount: command.amount })])
+ *       },
+ *       codec: EventCodec.make(Added)
+ *     },
+ *     commands: Add,
+ *     state: Schema.Int
+ *   })
+ *
+ * // One OpenAPI document at /openapi.json for both, with this id, title and version.
+ * export const server = HttpRouter.serve(
+ *   CommandApi.serve({ id: "bank", title: "Bank", version: "1.0.0" }, [counter("counters"), counter("tallies")])
+ * ).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })), Layer.provide(EventStore.layerMemory))
  * ```
  *
  * @since 0.2.0

@@ -363,8 +363,35 @@ export class Index extends Context.Service<Index, ContainerIndex.ContainerIndex>
  * Generates a container type's resources from a machine and its codec.
  *
  * ```ts
- * const tasks = ContainerApi.make({ name: "tasks", machine: TaskMachine, codec: EventCodec.make(TaskEvent) })
- * const server = HttpRouter.serve(tasks.routes).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port })))
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { ContainerApi } from "@evently/http"
+ * import { Machine, Rule } from "@evently/machine"
+ * import { EventCodec, EventStore, Subscriptions } from "@evently/store"
+ * import * as Layer from "effect/Layer"
+ * import * as Schema from "effect/Schema"
+ * import * as HttpRouter from "effect/http/HttpRouter"
+ * import { createServer } from "node:http"
+ *
+ * const TaskEvent = Schema.TaggedUnion({ Created: { description: Schema.String }, Started: {} })
+ * const TaskMachine = Machine.make(TaskEvent, {
+ *   Created: { follows: Rule.nothing() },
+ *   Started: { follows: Rule.event("Created") }
+ * })
+ *
+ * const tasks = ContainerApi.make({
+ *   name: "tasks",
+ *   machine: TaskMachine,
+ *   codec: EventCodec.make(TaskEvent),
+ *   apiId: "task-list", // the API's id, title and version in /openapi.json
+ *   title: "Task list",
+ *   version: "1.0.0"
+ * })
+ *
+ * // POST /tasks, POST /tasks/{id}/events, GET /tasks/{id}, GET /tasks (the index), GET /tasks/graph, ...
+ * export const server = HttpRouter.serve(tasks.routes).pipe(
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })),
+ *   Layer.provide(Subscriptions.layerMemory.pipe(Layer.provideMerge(EventStore.layerMemory)))
+ * )
  * ```
  *
  * @since 0.1.0

@@ -257,8 +257,29 @@ const outcomeOf = <A extends { readonly duplicate: boolean; readonly events: Rea
  * the build's (3), so it does not override a handler's own `retry`.
  *
  * ```ts
- * const tasks = yield* CommandHandler.make({ decider: Machine.decider(TaskMachine, decide), codec })
- * const { version, state } = yield* tasks.handle("task-1", { _tag: "Create", description: "Ship it" })
+ * import { Machine, Rule } from "@evently/machine"
+ * import { CommandHandler, EventCodec, EventStore } from "@evently/store"
+ * import * as Effect from "effect/Effect"
+ * import * as Result from "effect/Result"
+ * import * as Schema from "effect/Schema"
+ *
+ * const TaskEvent = Schema.TaggedUnion({ Created: { description: Schema.String }, Started: {} })
+ * const TaskMachine = Machine.make(TaskEvent, {
+ *   Created: { follows: Rule.nothing() },
+ *   Started: { follows: Rule.event("Created") }
+ * })
+ * type Create = { readonly _tag: "Create"; readonly description: string }
+ * const decide = (command: Create) =>
+ *   Result.succeed([TaskEvent.cases.Created.make({ description: command.description })])
+ *
+ * export const program = Effect.gen(function* () {
+ *   const tasks = yield* CommandHandler.make({
+ *     decider: Machine.decider(TaskMachine, decide),
+ *     codec: EventCodec.make(TaskEvent)
+ *   })
+ *   const { version, state } = yield* tasks.handle("task-1", { _tag: "Create", description: "Ship it" })
+ *   return `task-1 is at version ${version}: ${state.tags.join(", ")}`
+ * }).pipe(Effect.provide(EventStore.layerMemory))
  * ```
  *
  * @since 0.1.0

@@ -4,10 +4,41 @@
  * store, where concurrent fibers otherwise never interleave between a read and an append.
  *
  * ```ts
+ * import { CommandHandler, EventCodec } from "@evently/store"
+ * import { Conflicts } from "@evently/testing"
+ * import * as Effect from "effect/Effect"
+ * import * as Result from "effect/Result"
+ * import * as Schema from "effect/Schema"
+ *
+ * const AccountEvent = Schema.TaggedUnion({ Deposited: { amount: Schema.Int } })
+ * type Deposit = { readonly _tag: "Deposit"; readonly amount: number }
+ * const deposits = CommandHandler.make({
+ *   decider: {
+ *     initial: 0,
+ *     evolve: (balance: number, event: typeof AccountEvent.Type) => balance + event.amount,
+ *     decide: (command: Deposit) => Result.succeed([AccountEvent.cases.Deposited.make({ amount: command.amount })])
+ *   },
+ *   codec: EventCodec.make(AccountEvent)
+ * })
+ *
  * // The first two appends each find that a rival wrote first: the command succeeds on its third attempt.
- * const stores = Conflicts.layerMemory({ conflicts: 2, rival: () => [{ type: "Deposited", data: { amount: 1 } }] })
+ * export const retried = Effect.gen(function* () {
+ *   const accounts = yield* deposits
+ *   const handled = yield* accounts.handle("account-1", { _tag: "Deposit", amount: 10 })
+ *   return { attempts: handled.attempts, injected: yield* (yield* Conflicts.Conflicts).injected } // 3 and 2
+ * }).pipe(
+ *   Effect.provide(Conflicts.layerMemory({ conflicts: 2, rival: () => [{ type: "Deposited", data: { amount: 1 } }] }))
+ * )
+ *
  * // 8 concurrent commands all read the same version, then append together: 7 of them conflict and retry.
- * const racing = Conflicts.layerMemory({ rendezvous: 8 })
+ * export const racing = Effect.gen(function* () {
+ *   const accounts = yield* deposits
+ *   const deposit = { _tag: "Deposit", amount: 1 } as const
+ *   yield* Effect.forEach(Array.from({ length: 8 }, () => deposit), (command) => accounts.handle("account-2", command), {
+ *     concurrency: "unbounded"
+ *   })
+ *   return (yield* accounts.load("account-2")).state // 8
+ * }).pipe(Effect.provide(Conflicts.layerMemory({ rendezvous: 8 })))
  * ```
  *
  * Only appends that check a version (an `expected` other than `Any`) are touched.
