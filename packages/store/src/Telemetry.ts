@@ -46,8 +46,8 @@ export type Protocol = "http/protobuf" | "http/json"
  *
  * `OTEL_SDK_DISABLED=true` turns the export off whatever the options say. `OTEL_RESOURCE_ATTRIBUTES` adds resource
  * attributes (`deployment.environment=prod,...`), below those in `attributes`. `exportInterval` (default 5 s for
- * traces and logs, 10 s for metrics) and `shutdownTimeout` (default 3 s: how long the final export at shutdown may
- * take) apply to the three signals.
+ * traces, 10 s for metrics, 1 s for logs) and `shutdownTimeout` (default 3 s: how long the final export at shutdown
+ * may take) apply to the three signals.
  *
  * @since 0.1.0
  * @category models
