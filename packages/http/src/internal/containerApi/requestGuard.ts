@@ -96,15 +96,7 @@ const internalError = (defect: unknown): Effect.Effect<never, Problem.InternalEr
     )
   )
 
-/**
- * The layer of {@link RequestGuard}: a body over `maxBodyBytes` (by `Content-Length`, or while it is read) is a 413
- * problem, a body that is not `application/json` a 415 problem, a request that does not decode a 400 problem, and a
- * defect a 500 problem (the defect is logged, not sent).
- *
- * @since 0.1.0
- * @category layers
- */
-/** The middleware: what `ContainerApi.layerRequestGuard` provides. */
+/** The middleware: what `ContainerApi.layerRequestGuard` provides (see there). */
 export const guard =
   (maxBodyBytes: number): RequestGuard["Service"] =>
   (httpEffect) =>
