@@ -459,6 +459,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
   const streamVersion = Effect.fn("PgEventStore.streamVersion")(function* (stream: string) {
     const name = yield* StreamName.parse(stream)
+    yield* Effect.annotateCurrentSpan("stream", name)
     return yield* Effect.mapError(currentVersion(name), storeError("streamVersion"))
   })
 

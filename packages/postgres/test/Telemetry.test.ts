@@ -134,6 +134,7 @@ const work = <E, R>(telemetry: Layer.Layer<never, E, R>) =>
         expected: ExpectedVersion.NoStream
       }
     )
+    yield* store.streamVersion(`order-${run}`)
     const handler = yield* counter
     yield* handler.handle(`count-${run}`, { _tag: "Add", n: 2 })
     yield* Effect.logInfo("telemetry reaches the collector")
@@ -166,6 +167,8 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
         events: 2,
         "batch.size": 1
       })
+      const version = spans.find((span) => span.name === "PgEventStore.streamVersion")
+      assert.deepStrictEqual(attributesOf(version!.attributes), { stream: `order-${run}` })
       const handle = spans.find((span) => span.name === "CommandHandler.handle")
       assert.deepInclude(attributesOf(handle!.attributes), {
         stream: `count-${run}`,

@@ -945,6 +945,7 @@ export const makeMemory: Effect.Effect<EventStore["Service"]> = Effect.sync(() =
 
   const streamVersion = Effect.fn("EventStore.memory.streamVersion")(function* (stream: string) {
     const name = yield* StreamName.parse(stream)
+    yield* Effect.annotateCurrentSpan("stream", name)
     return streams.get(name)?.length ?? 0
   })
 
