@@ -6,7 +6,7 @@
  * ```ts
  * // evently.config.ts
  * import { EventlyConfig } from "@evently/cli"
- * import { TaskCodec, taskMachine } from "./src/tasks.ts"
+ * import { TaskCodec, taskMachine } from "./app/tasks.ts"
  *
  * export default EventlyConfig.define({
  *   codecs: { task: TaskCodec },
@@ -19,6 +19,7 @@
 import * as Graph from "@evently/machine/Graph"
 import type * as Machine from "@evently/machine/Machine"
 import type * as EventCodec from "@evently/store/EventCodec"
+import type * as Projection from "@evently/store/Projection"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { existsSync } from "node:fs"
@@ -57,8 +58,9 @@ export const machine = <E extends Machine.Tagged, Data>(m: Machine.Machine<E, Da
 
 /**
  * What a config module exports: `codecs` by category (the key `"*"` decodes the categories no other key names),
- * `machines` (each made with {@link machine}) by the name `evently diagram` takes, `projections` by the name `evently rebuild` takes, and the table
- * prefix when the application uses one other than `evently_`.
+ * `machines` (each made with {@link machine}) by the name `evently diagram` takes, the table `projections`
+ * (`Projection.make` with tables) by the name `evently rebuild` takes (their handlers may use only the `SqlClient`),
+ * and the table prefix when the application uses one other than `evently_`.
  *
  * @since 0.1.0
  * @category models
@@ -66,7 +68,7 @@ export const machine = <E extends Machine.Tagged, Data>(m: Machine.Machine<E, Da
 export interface EventlyConfig {
   readonly codecs?: { readonly [category: string]: Decoder } | undefined
   readonly machines?: { readonly [name: string]: MachineDiagram } | undefined
-  readonly projections?: { readonly [name: string]: unknown } | undefined
+  readonly projections?: { readonly [name: string]: Projection.Projection<unknown, unknown> } | undefined
   readonly tablePrefix?: string | undefined
 }
 
@@ -116,6 +118,11 @@ const shapeProblem = (value: unknown): string | undefined => {
   for (const [name, entry] of Object.entries((config.machines ?? {}) as Record<string, unknown>)) {
     if (typeof entry !== "object" || entry === null || typeof (entry as { mermaid?: unknown }).mermaid !== "string") {
       return `machines.${name} is not a machine diagram (wrap the machine with EventlyConfig.machine)`
+    }
+  }
+  for (const [name, entry] of Object.entries((config.projections ?? {}) as Record<string, unknown>)) {
+    if (typeof entry !== "object" || entry === null || !Array.isArray((entry as { sources?: unknown }).sources)) {
+      return `projections.${name} is not a Projection (make one with Projection.make)`
     }
   }
   if (config.tablePrefix !== undefined && typeof config.tablePrefix !== "string") return "tablePrefix is not a string"

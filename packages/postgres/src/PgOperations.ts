@@ -34,8 +34,22 @@ export interface Worker {
 }
 
 /**
+ * The projection build a subscription writes (from the projections registry of `PgProjections`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProjectionBuild {
+  readonly name: string
+  readonly version: number
+  readonly build: number
+  readonly state: string
+}
+
+/**
  * One partition of one durable subscription: its checkpoint, the matching events it has not handled (how many, and
- * the age in seconds of the oldest), its parked events, and the worker holding it, if any.
+ * the age in seconds of the oldest), its parked events, the worker holding it, if any, and the projection build it
+ * writes when it is one.
  *
  * @since 0.1.0
  * @category models
@@ -52,6 +66,7 @@ export interface PartitionReport {
   readonly lagSeconds: number
   readonly parked: number
   readonly worker: Worker | undefined
+  readonly projection: ProjectionBuild | undefined
 }
 
 /**
@@ -99,6 +114,7 @@ interface CheckpointRow {
   readonly host: string | null
   readonly app: string | null
   readonly since: Date | null
+  readonly projection: string | null
 }
 
 interface StoredFilter {
@@ -134,6 +150,7 @@ const parseFilter = (text: string): StoredFilter => {
  * whose open transaction holds the log back (when committed events wait behind it). The worker is the session
  * holding the partition's advisory lock `(hashtext('evently:' || name), partition)` in this database; standbys poll
  * with `pg_try_advisory_lock` and are invisible to Postgres. Ephemeral subscriptions have no row and are not listed.
+ * A projection build's subscription carries its projection, version, build and state.
  *
  * @since 0.1.0
  * @category status
@@ -141,9 +158,14 @@ const parseFilter = (text: string): StoredFilter => {
 export const status: Effect.Effect<StatusReport, SqlError.SqlError, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const t = yield* PgSchema.Tables
+  const [registry] = yield* sql<{ exists: boolean }>`select to_regclass(${t.projections}) is not null as exists`
+  const projection = registry!.exists
+    ? sql`(select json_build_object('name', r.name, 'version', r.version, 'build', r.build, 'state', r.state)::text
+        from ${sql(t.projections)} r where r.subscription = c.subscription)`
+    : sql`null::text`
   const rows = yield* sql<CheckpointRow>`
     select c.subscription, c.partition, c.partitions, c.transaction_id::text as tx, c.position as pos,
-      c.filter::text as filter, c.updated_at as updatedat,
+      c.filter::text as filter, c.updated_at as updatedat, ${projection} as projection,
       (select count(*)::int from ${sql(t.parked)} p
         where p.subscription = c.subscription and p.partition = c.partition) as parked,
       w.pid, w.addr, w.host, w.app, w.since
@@ -196,7 +218,8 @@ const partitionReport = Effect.fnUntraced(function* (
             clientHostname: row.host,
             applicationName: row.app ?? "",
             backendStart: row.since
-          }
+          },
+    projection: row.projection === null ? undefined : (JSON.parse(row.projection) as ProjectionBuild)
   } satisfies PartitionReport
 })
 

@@ -28,6 +28,11 @@ const workerCell = (worker: PgOperations.Worker | undefined) => {
   return `pid ${worker.pid} @ ${where}${worker.applicationName === "" ? "" : ` (${worker.applicationName})`}`
 }
 
+const projectionCell = (build: PgOperations.ProjectionBuild | undefined) =>
+  build === undefined
+    ? "-"
+    : `${build.name} v${build.version}${build.build === 1 ? "" : `b${build.build}`} ${build.state}`
+
 /** The status report as a table and, when there is one, a line about the transaction holding the log back. */
 export const renderStatus = (report: PgOperations.StatusReport): string => {
   const partitions = Render.table<PgOperations.PartitionReport>(
@@ -39,6 +44,7 @@ export const renderStatus = (report: PgOperations.StatusReport): string => {
       { header: "LAG", cell: (r) => String(r.lagEvents), align: "right" },
       { header: "LAG AGE", cell: (r) => (r.lagEvents === 0 ? "-" : Render.seconds(r.lagSeconds)), align: "right" },
       { header: "PARKED", cell: (r) => String(r.parked), align: "right" },
+      { header: "PROJECTION", cell: (r) => projectionCell(r.projection) },
       { header: "WORKER", cell: (r) => workerCell(r.worker) },
       { header: "CONNECTED SINCE", cell: (r) => Render.date(r.worker?.backendStart) },
       { header: "LAST COMMIT", cell: (r) => Render.date(r.updatedAt) }
