@@ -268,7 +268,7 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
     }).pipe(Effect.scoped)
   )
 
-  it.effect("refuses an endpoint that is not an http(s) URL, or a protocol it does not speak, with a typed error", () =>
+  it.effect("refuses a bad endpoint, protocol or resource attribute with a typed error", () =>
     Effect.gen(function* () {
       const empty = ConfigProvider.layer(ConfigProvider.fromEnvRecord({}))
       const failure = yield* Effect.flip(work(Layer.provide(Telemetry.layerOtlp({ url: "collector:4318" }), empty)))
@@ -282,6 +282,16 @@ layer(store, { timeout: "60 seconds", excludeTestServices: true })("Telemetry.la
       const refused = yield* Effect.flip(work(Layer.provide(Telemetry.layerOtlp(), ConfigProvider.layer(grpc))))
       assert.strictEqual(refused._tag, "ConfigError")
       assert.include(refused.message, "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+      const malformed = ConfigProvider.fromEnvRecord({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+        OTEL_RESOURCE_ATTRIBUTES: "team=%E0%A4%A"
+      })
+      const attributes = yield* Effect.flip(
+        work(Layer.provide(Telemetry.layerOtlp({ serviceName: "x" }), ConfigProvider.layer(malformed)))
+      )
+      assert.strictEqual(attributes._tag, "ConfigError")
+      assert.include(attributes.message, "OTEL_RESOURCE_ATTRIBUTES")
     })
   )
 })

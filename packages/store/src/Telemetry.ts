@@ -99,11 +99,10 @@ const resolve = Effect.fnUntraced(function* (options: OtlpOptions) {
       reason: `the OTLP endpoint '${url}' is not an http(s) URL${options.url === undefined ? " (from OTEL_EXPORTER_OTLP_ENDPOINT)" : ""}`
     })
   }
+  // Read even when not needed: a malformed OTEL_RESOURCE_ATTRIBUTES is a ConfigError here, not a defect later.
+  const fromResource = yield* resourceServiceName
   const serviceName =
-    options.serviceName ??
-    (yield* optional(Config.String("OTEL_SERVICE_NAME"))) ??
-    (yield* resourceServiceName) ??
-    "unknown_service"
+    options.serviceName ?? (yield* optional(Config.String("OTEL_SERVICE_NAME"))) ?? fromResource ?? "unknown_service"
   const serviceVersion = options.serviceVersion ?? (yield* optional(Config.String("OTEL_SERVICE_VERSION")))
   const protocol = options.protocol ?? (yield* protocolConfig.pipe(Config.withDefault("http/protobuf" as const)))
   const headers =
