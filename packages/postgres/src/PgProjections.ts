@@ -146,9 +146,11 @@ const switchWhenCaughtUp = (projection: Projection.Projection<unknown, unknown>,
     const subscriptions = yield* Subscriptions.Subscriptions
     const started = yield* Clock.currentTimeMillis
     while (true) {
-      yield* subscriptions
-        .waitUntilCaughtUp(build.subscription, { timeout: "10 seconds" })
-        .pipe(Effect.catchTag("CaughtUpTimeout", () => Effect.void))
+      const caughtUp = yield* subscriptions.waitUntilCaughtUp(build.subscription, { timeout: "10 seconds" }).pipe(
+        Effect.as(true),
+        Effect.catchTag("CaughtUpTimeout", () => Effect.succeed(false))
+      )
+      if (!caughtUp) continue
       const outcome = yield* retryFaults(Registry.trySwitch(sql, t, projection, build.subscription, wait))
       if (outcome === "Behind") {
         yield* Effect.sleep("20 millis")

@@ -24,11 +24,11 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
         sources: [
           Projection.on("item", ItemCodec, {
             Created: (_, ctx) =>
-              Effect.flatMap(SqlClient.SqlClient, (sql) =>
-                ctx.recorded.stream === "item-3"
-                  ? Effect.fail("refused")
-                  : sql`insert into ${sql(ctx.tables.failing_items!)} (id) values (${ctx.recorded.stream})`
-              )
+              Effect.gen(function* () {
+                const sql = yield* SqlClient.SqlClient
+                if (ctx.recorded.stream === "item-3") return yield* Effect.fail("refused")
+                yield* sql`insert into ${sql(ctx.tables.failing_items!)} (id) values (${ctx.recorded.stream})`
+              })
           })
         ]
       })

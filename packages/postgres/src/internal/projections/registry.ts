@@ -128,9 +128,10 @@ export const addBuild = (
 /** What a switch attempt found. */
 export type SwitchOutcome = "Switched" | "Behind" | "Superseded" | "Settled"
 
-// Whether `build` has not yet handled some event that the active build `active` has (or that lies before the
-// active build's furthest checkpoint): the events of the build's filter between its own checkpoint (in the event's
-// partition) and the active build's furthest checkpoint.
+// Whether `build` has not yet handled some event of its filter that it must have before it takes over: with an
+// active build, every event up to the active build's furthest checkpoint (so that it has all the active one served);
+// with none, every event committed and readable now. Each event is compared with the build's checkpoint of the
+// event's partition (PgSubscriptions' `mod(abs(hashtext(stream)), partitions)`); every partition must have one.
 const behind = (
   sql: SqlClient.SqlClient,
   t: PgSchema.TableNames,
@@ -143,19 +144,20 @@ const behind = (
       select count(*)::int as present, max(partitions)::int as partitions
       from ${sql(t.checkpoints)} where subscription = ${build.subscription}`
     if (parts!.present === 0 || parts!.present !== parts!.partitions) return true
-    if (active === undefined) return false
+    const until =
+      active === undefined
+        ? sql`e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+        : sql`(e.transaction_id, e.position) <= (
+            select transaction_id, position from ${sql(t.checkpoints)} where subscription = ${active.subscription}
+            order by transaction_id desc, position desc limit 1)`
     const [row] = yield* sql<{ behind: boolean }>`
-      with target as (
-        select transaction_id as tx, position as pos from ${sql(t.checkpoints)}
-        where subscription = ${active.subscription} order by transaction_id desc, position desc limit 1
-      )
       select exists (
-        select 1 from ${sql(t.events)} e, target, ${sql(t.checkpoints)} c
+        select 1 from ${sql(t.events)} e, ${sql(t.checkpoints)} c
         where c.subscription = ${build.subscription}
           and (c.partitions <= 1 or mod(abs(hashtext(e.stream)::bigint), c.partitions::bigint) = c.partition::bigint)
           and e.category = any(${filter.categories}::text[]) and e.event_type = any(${filter.eventTypes}::text[])
-          and (e.transaction_id, e.position) <= (target.tx, target.pos)
           and (e.transaction_id, e.position) > (c.transaction_id, c.position)
+          and ${until}
       ) as behind`
     return row!.behind
   })
