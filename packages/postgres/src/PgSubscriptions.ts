@@ -11,7 +11,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import * as Subscriptions from "@evently/store/Subscriptions"
-import * as KeyedLock from "@evently/store/KeyedLock"
+import * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -127,10 +127,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const maxReconnectDelay = Duration.fromInputUnsafe(options.maxReconnectDelay ?? "30 seconds")
   const lease: Lease.LeaseSettings = {
     sql,
-    localLocks: KeyedLock.makeUnsafe<string>(),
+    localLeases: SubscriptionLifecycle.makeLocalLeases(),
     retry: Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
   }
   const ephemerals = Ephemeral.makeRegistry(sql, t)
+  const lifecycles = yield* SubscriptionLifecycle.make
 
   // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it.
   const isolate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -205,9 +206,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             Subscriptions.isRecoverable(input)
           ),
           Schedule.tap(({ input }: { readonly input: Subscriptions.SubscriptionError }) =>
-            input._tag === "LeaseLost"
-              ? Effect.void
-              : Effect.logWarning(`Subscription '${name}' partition ${partition}: ${input.message}; reconnecting`)
+            Effect.andThen(
+              Effect.gen(function* () {
+                yield* (yield* SubscriptionLifecycle.SessionSignals).reconnecting(input.message)
+              }),
+              input._tag === "LeaseLost"
+                ? Effect.void
+                : Effect.logWarning(`Subscription '${name}' partition ${partition}: ${input.message}; reconnecting`)
+            )
           )
         )
       )
@@ -245,7 +251,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const runOnPartitions = Subscriptions.makeRun(
     subscribe,
     { initialDelay: reconnectDelay, maxDelay: maxReconnectDelay },
-    pinStart
+    pinStart,
+    lifecycles
   )
   const run: Subscriptions.Subscriptions["Service"]["run"] = (name, handler, opts) => {
     const tooSmall = Subscriptions.problem(name, opts) === undefined ? poolProblem(opts) : undefined
@@ -355,7 +362,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     ]
   })
 
-  return Subscriptions.Subscriptions.of({ subscribe, run, status, waitUntilCaughtUp, parked })
+  return Subscriptions.Subscriptions.of({
+    subscribe,
+    run,
+    status,
+    waitUntilCaughtUp,
+    parked,
+    ...Subscriptions.lifecycleOf(lifecycles)
+  })
 })
 
 /**

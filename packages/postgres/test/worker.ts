@@ -1,7 +1,7 @@
 /**
  * A subscription worker run as a child process by PgSubscriptionsProcesses.test.ts: it records each event it handles
  * with its own pid, in the same transaction as the checkpoint. The database name comes from
- * `EVENTLY_WORKER_DATABASE`, the server from `DATABASE_URL` / `PG*`.
+ * `EVENTLY_WORKER_DATABASE`, the server from `DATABASE_URL` / `PG*`; its connections are named `worker-<pid>`.
  */
 import { PgClient } from "@effect/sql-pg"
 import { PgConfig, PgSubscriptions } from "@evently/postgres"
@@ -25,7 +25,9 @@ const program = Effect.gen(function* () {
 })
 
 const DatabaseLive = Layer.unwrap(
-  Effect.map(Effect.orDie(PgConfig.url), (url) => PgClient.layer({ url, database, maxConnections: 4 }))
+  Effect.map(Effect.orDie(PgConfig.url), (url) =>
+    PgClient.layer({ url, database, maxConnections: 4, applicationName: `worker-${process.pid}` })
+  )
 )
 
 Effect.runFork(

@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -18,9 +19,9 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as EventStore from "./EventStore.ts"
-import * as KeyedLock from "./KeyedLock.ts"
 import * as Faults from "./Faults.ts"
 import * as StreamName from "./StreamName.ts"
+import * as SubscriptionLifecycle from "./SubscriptionLifecycle.ts"
 
 /**
  * A place in the log as the pair a subscription resumes from: the event's transaction id, then its position. Pairs
@@ -147,13 +148,14 @@ export const Skip: ErrorPolicy = { _tag: "Skip" }
 export const Stop: ErrorPolicy = { _tag: "Stop" }
 
 /**
- * Options of `run`: those of `subscribe`, the error policy (default `Stop`) and `transactional` (default false):
- * when true, the handler's writes to the same database and the checkpoint commit in one transaction.
+ * Options of `run`: those of `subscribe`, the error policy (default `Stop`), `transactional` (default false):
+ * when true, the handler's writes to the same database and the checkpoint commit in one transaction, and how the
+ * lifecycle is reported (`progressInterval`, `lagThreshold`: see `SubscriptionLifecycle.Reporting`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface RunOptions extends SubscribeOptions {
+export interface RunOptions extends SubscribeOptions, SubscriptionLifecycle.Reporting {
   readonly onError?: ErrorPolicy | undefined
   readonly transactional?: boolean | undefined
 }
@@ -567,8 +569,34 @@ export class Subscriptions extends Context.Service<
      * The events a `Skip` policy parked, oldest first.
      */
     readonly parked: (name: string) => Effect.Effect<ReadonlyArray<ParkedEvent>, SubscriptionError>
+    /**
+     * The lifecycle of the partitions that `run` runs in this process (of `name`, or of every subscription): first
+     * the current phase of each, then every change, in order; it never ends. See `SubscriptionLifecycle`.
+     */
+    readonly lifecycle: (name?: string) => Stream.Stream<SubscriptionLifecycle.LifecycleEvent, InvalidSubscription>
+    /**
+     * The current phase of each partition that `run` runs in this process (of `name`, or of every subscription).
+     */
+    readonly phases: (
+      name?: string
+    ) => Effect.Effect<ReadonlyArray<SubscriptionLifecycle.LifecycleEvent>, InvalidSubscription>
   }
 >()("@evently/store/Subscriptions") {}
+
+/**
+ * The service's `lifecycle` and `phases` over the lifecycles that its `run` reports to (see {@link makeRun}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const lifecycleOf = (
+  lifecycles: SubscriptionLifecycle.Lifecycles
+): Pick<Subscriptions["Service"], "lifecycle" | "phases"> => ({
+  lifecycle: (name) =>
+    name === undefined ? lifecycles.events() : Stream.unwrap(Effect.as(validName(name), lifecycles.events(name))),
+  phases: (name) =>
+    name === undefined ? lifecycles.current() : Effect.andThen(validName(name), lifecycles.current(name))
+})
 
 /**
  * The partition (0 to `partitions - 1`) a stream belongs to in the memory layer: a 32-bit FNV-1a hash of the name.
@@ -692,7 +720,9 @@ const backoff = (recovery: Recovery | undefined, failures: number) =>
  * policy, then commits the batch (inside one transaction with the handler when `transactional`). A fault that a retry
  * may fix (see {@link isRecoverable}; the handler's own transient SQL faults included, whatever the policy) ends that
  * partition's session without committing, and the partition starts over from its last committed checkpoint after a
- * backoff (see {@link Recovery}), logging each recovery. Adapters share this loop.
+ * backoff (see {@link Recovery}), logging each recovery. Adapters share this loop. Each partition reports its
+ * lifecycle to `lifecycles` (see `SubscriptionLifecycle`): the adapter's session sends its signals through
+ * `SubscriptionLifecycle.SessionSignals`, provided here to the stream of `subscribe`.
  *
  * @since 0.1.0
  * @category constructors
@@ -701,7 +731,8 @@ export const makeRun =
   (
     subscribe: (name: string, options?: SubscribeOptions) => Stream.Stream<Batch, SubscriptionError>,
     recovery?: Recovery,
-    pinStart?: (start: Start | undefined) => Effect.Effect<Start | undefined, SubscriptionError>
+    pinStart?: (start: Start | undefined) => Effect.Effect<Start | undefined, SubscriptionError>,
+    lifecycles?: SubscriptionLifecycle.Lifecycles
   ) =>
   <E, R>(
     name: string,
@@ -745,6 +776,18 @@ export const makeRun =
     const runPartition = (
       runOptions: RunOptions | undefined,
       partition: number
+    ): Effect.Effect<never, SubscriptionError | HandlerFailed, R> =>
+      Effect.flatMap(
+        lifecycles === undefined ? Effect.succeed(untracked) : lifecycles.track(name, partition, runOptions),
+        (tracker) =>
+          runTracked(runOptions, partition, tracker).pipe(
+            Effect.onExit((exit) => tracker.stopped(Exit.isSuccess(exit) ? "ended" : stopReason(exit.cause)))
+          )
+      )
+    const runTracked = (
+      runOptions: RunOptions | undefined,
+      partition: number,
+      tracker: SubscriptionLifecycle.Tracker
     ): Effect.Effect<never, SubscriptionError | HandlerFailed, R> => {
       let progressed = false
       // An ephemeral subscription's cursor dies with its session: a restart resumes after the last committed batch.
@@ -752,14 +795,18 @@ export const makeRun =
       const session = Stream.suspend(() =>
         subscribe(name, { ...runOptions, partition, ...(resume === undefined ? {} : { start: resume }) })
       ).pipe(
+        Stream.provideService(SubscriptionLifecycle.SessionSignals, tracker.signals),
         Stream.mapEffect((batch) =>
           Effect.tap(handleBatch(batch), () =>
-            Effect.sync(() => {
-              progressed = true
-              if (runOptions?.ephemeral === true) {
-                resume = After(batch.checkpoint.position, batch.checkpoint.transactionId)
-              }
-            })
+            Effect.andThen(
+              Effect.sync(() => {
+                progressed = true
+                if (runOptions?.ephemeral === true) {
+                  resume = After(batch.checkpoint.position, batch.checkpoint.transactionId)
+                }
+              }),
+              tracker.handled(batch.events, batch.checkpoint)
+            )
           )
         ),
         Stream.runDrain,
@@ -771,14 +818,22 @@ export const makeRun =
           const attempt = progressed ? 0 : failures
           progressed = false
           return Effect.flatMap(backoff(recovery, attempt), (delay) =>
-            Effect.logWarning(
-              `Subscription '${name}' partition ${partition}: ${error.message}; nothing after the last committed checkpoint is lost: starting over from it in ${Duration.format(delay)} (recovery ${attempt + 1})`
-            ).pipe(Effect.andThen(Effect.sleep(delay)), Effect.andThen(Effect.suspend(() => loop(attempt + 1))))
+            tracker
+              .recovering(error.message, attempt + 1)
+              .pipe(
+                Effect.andThen(
+                  Effect.logWarning(
+                    `Subscription '${name}' partition ${partition}: ${error.message}; nothing after the last committed checkpoint is lost: starting over from it in ${Duration.format(delay)} (recovery ${attempt + 1})`
+                  )
+                ),
+                Effect.andThen(Effect.sleep(delay)),
+                Effect.andThen(Effect.suspend(() => loop(attempt + 1)))
+              )
           )
         })
       return loop(0)
     }
-    const reason = problem(name, options)
+    const reason = problem(name, options) ?? SubscriptionLifecycle.reportingProblem(options)
     if (reason !== undefined) return Effect.fail(new InvalidSubscription({ subscription: String(name), reason }))
     const partitions = (pinned: RunOptions | undefined) =>
       Effect.forEach(partitionsOf(pinned), (partition) => runPartition(pinned, partition), {
@@ -800,6 +855,23 @@ export const makeRun =
   }
 
 const keyOf = (name: string, partition: number) => `${partition}:${name}`
+
+// Why a run ended, for its `Stopped` phase.
+const stopReason = (cause: Cause.Cause<unknown>): string => {
+  if (Cause.hasInterruptsOnly(cause)) return "interrupted"
+  const error = Cause.squash(cause)
+  return Predicate.hasProperty(error, "message") && typeof error.message === "string"
+    ? error.message
+    : describeError(error)
+}
+
+// The tracker of a `run` built without lifecycles: it reports nothing.
+const untracked: SubscriptionLifecycle.Tracker = {
+  signals: SubscriptionLifecycle.SessionSignals.defaultValue(),
+  handled: () => Effect.void,
+  recovering: () => Effect.void,
+  stopped: () => Effect.void
+}
 
 // A row that cannot be read is reported as itself (it names the position; no retry fixes it); any other failure of
 // the store is a storage fault.
@@ -833,7 +905,8 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
     const checkpoints = new Map<string, MemoryCheckpoint>()
     // The cursors of the ephemeral subscriptions running now, by name: each lives as long as its stream.
     const ephemerals = new Map<string, Set<MemoryCheckpoint>>()
-    const locks = KeyedLock.makeUnsafe<string>()
+    const leases = SubscriptionLifecycle.makeLocalLeases()
+    const lifecycles = yield* SubscriptionLifecycle.make
     const parkedEvents: Array<ParkedEvent> = []
     const head = Stream.runLast(store.readAll()).pipe(
       Effect.map(Option.match({ onNone: () => 0n, onSome: (event) => event.position })),
@@ -857,7 +930,8 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       options: SubscribeOptions | undefined
     ) {
       const key = keyOf(name, partition)
-      yield* locks.takeScoped(key)
+      yield* SubscriptionLifecycle.takeLocalLease(leases, key)
+      yield* (yield* SubscriptionLifecycle.SessionSignals).leaseTaken
       let state = checkpoints.get(key)
       if (state === undefined) {
         state = { position: yield* startPosition(options?.start), partition, options }
@@ -893,6 +967,17 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
           const partitions = Math.max(1, options?.partitions ?? 1)
           const batchSize = options?.batchSize ?? 100
           const poll = Duration.fromInputUnsafe(options?.pollInterval ?? "20 millis")
+          const signals = yield* SubscriptionLifecycle.SessionSignals
+          const matches = (event: EventStore.RecordedEvent) =>
+            matchesFilter(event, options) && partitionOf(event.stream, partitions) === partition
+          if (signals.active) {
+            const behind = yield* Stream.runCollect(store.readAll({ after: checkpoint.position })).pipe(
+              Effect.mapError(storage("read"))
+            )
+            yield* signals.positioned(toCheckpoint(checkpoint.position), behind.filter(matches).length)
+          }
+          // The checkpoint of the last batch delivered: where an empty read says the session caught up.
+          let lastDelivered = checkpoint.position
           const commitTo = (position: bigint) =>
             Effect.sync(() => {
               if (position > checkpoint.position) checkpoint.position = position
@@ -916,17 +1001,17 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
                 Effect.mapError(storage("read"))
               )
               if (page.length === 0) {
+                yield* signals.readEmpty(toCheckpoint(lastDelivered))
                 yield* Effect.sleep(poll)
                 continue
               }
               const last = page[page.length - 1]!.position
-              const events = page.filter(
-                (event) => matchesFilter(event, options) && partitionOf(event.stream, partitions) === partition
-              )
+              const events = page.filter(matches)
               if (events.length === 0) {
                 cursor = last
                 continue
               }
+              lastDelivered = last
               return [[makeBatch(events, last)], Option.some(last)] as const
             }
           })
@@ -1010,9 +1095,13 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
 
     return Subscriptions.of({
       subscribe,
-      run: makeRun(subscribe, undefined, (start) =>
-        start?._tag === "End" ? Effect.map(head, (position) => After(position)) : Effect.succeed(start)
+      run: makeRun(
+        subscribe,
+        undefined,
+        (start) => (start?._tag === "End" ? Effect.map(head, (position) => After(position)) : Effect.succeed(start)),
+        lifecycles
       ),
+      ...lifecycleOf(lifecycles),
       status,
       waitUntilCaughtUp,
       parked: (name) =>

@@ -6,6 +6,7 @@
  */
 import { assert, it } from "@effect/vitest"
 import { EventStore, Subscriptions } from "@evently/store"
+import type * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
@@ -46,6 +47,49 @@ const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string)
       schedule: Schedule.spaced("10 millis")
     })
   )
+
+/**
+ * Watches the lifecycle of every subscription of the service into an array, from before the returned effect ends:
+ * it waits until the watcher has seen the `Started` of a probe run (so it is subscribed), then stops the probe.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const watchLifecycle = Effect.fnUntraced(function* (subs: Subscriptions.Subscriptions["Service"]) {
+  const seen: Array<SubscriptionLifecycle.LifecycleEvent> = []
+  yield* subs.lifecycle().pipe(
+    Stream.runForEach((event) => Effect.sync(() => seen.push(event))),
+    Effect.forkScoped
+  )
+  const probe = yield* subs.run("lifecycle-probe", () => Effect.void, { ephemeral: true }).pipe(Effect.forkChild)
+  yield* until(() => seen.some((event) => event.subscription === "lifecycle-probe"))
+  yield* Fiber.interrupt(probe)
+  return seen
+})
+
+/**
+ * Waits (polling every 10 ms) until `condition` holds.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const until = (condition: () => boolean): Effect.Effect<void> =>
+  Effect.repeat(Effect.sync(condition), {
+    until: (done: boolean) => done,
+    schedule: Schedule.spaced("10 millis")
+  }).pipe(Effect.asVoid)
+
+/**
+ * The phases one subscription went through, as `[tag, fields]` pairs (without `_tag`), in order.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const phasesOf = (
+  seen: ReadonlyArray<SubscriptionLifecycle.LifecycleEvent>,
+  subscription: string
+): ReadonlyArray<SubscriptionLifecycle.Phase> =>
+  seen.filter((event) => event.subscription === subscription).map((event) => event.phase)
 
 /**
  * Registers the suite's tests (call it inside a `describe`).
@@ -333,5 +377,76 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
       assert.strictEqual(status.partitions[0]!.checkpoint.position, positions[14])
       assert.strictEqual(status.partitions[0]!.lagEvents, 0)
     })
+  )
+
+  live(
+    "lifecycle: Started, CatchingUp, CaughtUp (then live), Stopped, in order; nothing to catch up is caught up",
+    () =>
+      Effect.gen(function* () {
+        const subs = yield* Subscriptions.Subscriptions
+        yield* append("cat-1", 25)
+        yield* append("dog-1", 3)
+        const seen = yield* watchLifecycle(subs)
+        const life = yield* subs
+          .run("life", () => Effect.void, { categories: ["cat"], batchSize: 10 })
+          .pipe(Effect.forkChild)
+        yield* until(() => phasesOf(seen, "life").some((phase) => phase._tag === "CaughtUp"))
+        // Live: new events are handled without a new phase.
+        yield* append("cat-2", 4)
+        yield* subs.waitUntilCaughtUp("life")
+        assert.deepStrictEqual(
+          (yield* subs.phases("life")).map((event) => [event.partition, event.phase._tag]),
+          [[0, "CaughtUp"]]
+        )
+        yield* Fiber.interrupt(life)
+        yield* until(() => phasesOf(seen, "life").some((phase) => phase._tag === "Stopped"))
+        const phases = phasesOf(seen, "life")
+        assert.deepStrictEqual(
+          phases.map((phase) => phase._tag),
+          ["Started", "CatchingUp", "CaughtUp", "Stopped"]
+        )
+        assert.deepStrictEqual(phases[1], { _tag: "CatchingUp", behind: 25, done: 0 })
+        assert.strictEqual(phases[2]!._tag === "CaughtUp" ? phases[2].events : -1, 25)
+        assert.deepStrictEqual(phases[3], { _tag: "Stopped", reason: "interrupted" })
+        assert.deepStrictEqual(yield* subs.phases("life"), [])
+
+        // A filter that matches nothing beyond the checkpoint: caught up at once.
+        const none = yield* subs.run("none", () => Effect.void, { categories: ["bird"] }).pipe(Effect.forkChild)
+        yield* until(() => phasesOf(seen, "none").length >= 2)
+        yield* Fiber.interrupt(none)
+        assert.deepStrictEqual(phasesOf(seen, "none").slice(0, 2), [
+          { _tag: "Started" },
+          { _tag: "CaughtUp", events: 0, seconds: 0 }
+        ])
+      }).pipe(Effect.scoped)
+  )
+
+  live("lifecycle: a second worker of a partition stands by, then takes over when the first stops", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      yield* append("cat-1", 5)
+      const seen = yield* watchLifecycle(subs)
+      const a = yield* subs.run("single", () => Effect.void).pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("single")
+      const b = yield* subs.run("single", () => Effect.void).pipe(Effect.forkChild)
+      const byWorker = () => {
+        const workers = new Map<number, Array<string>>()
+        for (const event of seen.filter((candidate) => candidate.subscription === "single")) {
+          workers.set(event.worker, [...(workers.get(event.worker) ?? []), event.phase._tag])
+        }
+        return [...workers.values()]
+      }
+      yield* until(() => byWorker()[1]?.includes("Standby") === true)
+      yield* Fiber.interrupt(a)
+      const more = yield* append("cat-1", 2)
+      yield* until(() => byWorker()[1]?.includes("CaughtUp") === true)
+      yield* subs.waitUntilCaughtUp("single")
+      yield* Fiber.interrupt(b)
+      assert.deepStrictEqual(byWorker()[0], ["Started", "CatchingUp", "CaughtUp", "Stopped"])
+      assert.deepStrictEqual(byWorker()[1]!.slice(0, 3), ["Started", "Standby", "TookOver"])
+      const standby = seen.find((event) => event.phase._tag === "Standby")!
+      assert.isUndefined((standby.phase as { heldByPid: number | undefined }).heldByPid)
+      assert.strictEqual((yield* subs.status("single")).partitions[0]!.checkpoint.position, more[1])
+    }).pipe(Effect.scoped)
   )
 }

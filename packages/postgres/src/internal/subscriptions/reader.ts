@@ -5,6 +5,7 @@
  */
 import type { PgClient } from "@effect/sql-pg"
 import type * as EventStore from "@evently/store/EventStore"
+import * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import type * as Subscriptions from "@evently/store/Subscriptions"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -19,7 +20,7 @@ import * as EventRow from "../eventRow.ts"
 import type * as PgSchema from "../../PgSchema.ts"
 import type { Committer } from "./committer.ts"
 import type { SessionConnection } from "./connection.ts"
-import { type Cursor, isAfter, type metricAttributes, storage } from "./cursor.ts"
+import { type Cursor, isAfter, type metricAttributes, storage, toCheckpoint } from "./cursor.ts"
 import { lagEvents } from "./metrics.ts"
 
 /** A LISTEN's notifications: a wake-up each. */
@@ -82,6 +83,24 @@ export const readPage = (settings: ReaderSettings, cursor: Cursor) => {
   )
 }
 
+/**
+ * How many matching events lie after `cursor` below the oldest running transaction: the events a session starting
+ * there has to catch up with (those that commit later come after all of them in the reader's order).
+ */
+export const countBehind = (settings: ReaderSettings, cursor: Cursor) => {
+  const { sql, t } = settings
+  return settings.connection
+    .query<{ behind: number }>(
+      "count behind",
+      sql`select count(*)::int as behind
+        from ${sql(t.events)} e
+        where (e.transaction_id, e.position) > (${String(cursor.tx)}::xid8, ${cursor.pos})
+          and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ${settings.where}`
+    )
+    .pipe(Effect.map((rows) => rows[0]!.behind))
+}
+
 const waitForWake = (settings: ReaderSettings) =>
   settings.wake === undefined
     ? Effect.sleep(settings.poll)
@@ -92,7 +111,7 @@ const waitForWake = (settings: ReaderSettings) =>
       )
 
 /**
- * The batches after `initial`, until the committer is poisoned (then the stream fails with its reason) or a row
+ * The batches after `initial` (telling the session signals where it starts, and when a read finds nothing), until the committer is poisoned (then the stream fails with its reason) or a row
  * cannot be read (the events before it are delivered first).
  */
 export const batches = (
@@ -101,12 +120,14 @@ export const batches = (
 ): Stream.Stream<Subscriptions.Batch, Subscriptions.SubscriptionError> => {
   const { committer } = settings
   const next = Effect.fnUntraced(function* (cursor: Cursor) {
+    const signals = yield* SubscriptionLifecycle.SessionSignals
     while (true) {
       const poisoned = committer.poisoned()
       if (poisoned !== undefined) return yield* poisoned
       const rows = yield* readPage(settings, cursor)
       if (rows.length === 0) {
         yield* Metric.update(Metric.withAttributes(lagEvents, settings.attributes), 0)
+        yield* signals.readEmpty(toCheckpoint(cursor))
         yield* waitForWake(settings)
         continue
       }
@@ -125,7 +146,11 @@ export const batches = (
       return [[settings.batchOf(events, to)], Option.some(to)] as const
     }
   })
+  const positioned = Effect.gen(function* () {
+    const signals = yield* SubscriptionLifecycle.SessionSignals
+    if (signals.active) yield* signals.positioned(toCheckpoint(initial), yield* countBehind(settings, initial))
+  })
   return Stream.paginate(initial, (cursor: Cursor) =>
     Effect.tapError(next(cursor), (error) => Effect.sync(() => committer.readerFailed(error)))
-  )
+  ).pipe(Stream.onStart(positioned))
 }
