@@ -21,7 +21,6 @@ import * as Layer from "effect/Layer"
 import * as Otlp from "effect/observability/Otlp"
 import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as OtlpSerialization from "effect/observability/OtlpSerialization"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Subscriptions from "./Subscriptions.ts"
 
@@ -207,7 +206,7 @@ export const layerLag = (
   return Layer.effectDiscard(
     Effect.andThen(
       refresh,
-      Effect.forkScoped(Effect.repeat(refresh, Schedule.spaced(options.interval ?? Duration.seconds(15))))
+      Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(options.interval ?? Duration.seconds(15)), refresh)))
     )
   )
 }
