@@ -6,11 +6,19 @@
  * ```ts
  * // evently.config.ts
  * import { EventlyConfig } from "@evently/cli"
- * import { TaskCodec, taskMachine } from "./app/tasks.ts"
+ * import { Machine, Rule } from "@evently/machine"
+ * import { EventCodec } from "@evently/store"
+ * import * as Schema from "effect/Schema"
+ *
+ * const TaskEvent = Schema.TaggedUnion({ Created: { title: Schema.String }, Started: {} })
+ * const TaskMachine = Machine.make(TaskEvent, {
+ *   Created: { follows: Rule.nothing() },
+ *   Started: { follows: Rule.event("Created") }
+ * })
  *
  * export default EventlyConfig.define({
- *   codecs: { task: TaskCodec },
- *   machines: { task: EventlyConfig.machine(taskMachine) }
+ *   codecs: { task: EventCodec.make(TaskEvent) },
+ *   machines: { task: EventlyConfig.machine(TaskMachine) }
  * })
  * ```
  *
