@@ -1,7 +1,7 @@
 /**
  * The task list, end to end: tasks are created, assigned, scheduled and started through the command handler on
- * PostgreSQL (the embedded PGlite unless `DATABASE_URL` or a `PG*` variable names a server); a subscription keeps a
- * `tasks_by_assignee` table up to date, committing its writes with its checkpoint; two commands race on one task
+ * PostgreSQL (the embedded PGlite unless `DATABASE_URL` or a `PG*` variable names a server); a table projection keeps
+ * the `tasks_by_assignee` read model up to date, committing its writes with its checkpoint; two commands race on one task
  * and the handler retries the loser; an illegal transition is refused with the machine's message; then it prints
  * the read model and the machine's Mermaid diagram. Run with `pnpm example`. Last, it prints where its time went:
  * starting Node and loading the modules, starting the database, migrating, the example itself, shutting down.
@@ -91,7 +91,6 @@ const timing = (): string => {
 const program = Effect.gen(function* () {
   yield* stepDone("database start")
   yield* PgSchema.migrate
-  yield* TasksByAssignee.migrate
   yield* stepDone("migrations")
   yield* Effect.forkScoped(TasksByAssignee.run)
 
@@ -153,11 +152,11 @@ const program = Effect.gen(function* () {
   const after = yield* tasks.load(offsite)
   yield* Console.log(`  #3 Start -> refused: ${refused.message} (#3 stays at v${after.version})`)
 
-  // The read model, once the subscription has handled everything committed so far.
+  // The read model, once the projection has handled everything committed so far.
   yield* TasksByAssignee.waitUntilCaughtUp
   const rows = yield* TasksByAssignee.rows([report, budget, offsite, venue])
   yield* Console.log(
-    `\nTasks by assignee (table ${TasksByAssignee.table}, kept by subscription '${TasksByAssignee.subscription}'):`
+    `\nTasks by assignee (view ${TasksByAssignee.table}, kept by projection '${TasksByAssignee.name}' version ${TasksByAssignee.projection.version}):`
   )
   let assignee: string | null | undefined
   for (const row of rows) {
