@@ -287,13 +287,21 @@ export const make: Effect.Effect<Lifecycles> = Effect.gen(function* () {
     PubSub.publishUnsafe(pubsub, numbered)
     return numbered
   }
+  // A change of a phase's figures that is not a change of phase (a catch-up's progress): seen by the next snapshot.
+  const update = (worker: number, phase: Phase) => {
+    const known = running.get(worker)
+    if (known !== undefined) running.set(worker, { ...known, phase })
+  }
   const snapshot = (subscription: string | undefined) =>
     [...running.values()]
       .filter((event) => subscription === undefined || event.subscription === subscription)
       .sort((a, b) => a.sequence - b.sequence)
   return {
     track: (subscription, partition, reporting) =>
-      Effect.suspend(() => makeTracker({ subscription, partition, worker: ++workers, reporting, publish })),
+      Effect.suspend(() => {
+        const tracker = new PartitionTracker({ subscription, partition, worker: ++workers, reporting, publish, update })
+        return Effect.as(tracker.start, tracker)
+      }),
     current: (subscription) => Effect.sync(() => snapshot(subscription)),
     events: (subscription) =>
       Stream.unwrap(
@@ -321,6 +329,7 @@ interface TrackerOptions {
   readonly worker: number
   readonly reporting: Reporting | undefined
   readonly publish: (event: Omit<LifecycleEvent, "sequence">, ended: boolean) => LifecycleEvent
+  readonly update: (worker: number, phase: Phase) => void
 }
 
 const phaseTags = Object.keys(Phase.cases) as ReadonlyArray<Phase["_tag"]>
@@ -328,164 +337,183 @@ const phaseTags = Object.keys(Phase.cases) as ReadonlyArray<Phase["_tag"]>
 const isBefore = (a: Place, b: Place) =>
   a.transactionId < b.transactionId || (a.transactionId === b.transactionId && a.position < b.position)
 
-const makeTracker = Effect.fnUntraced(function* (options: TrackerOptions) {
-  const { subscription, partition } = options
-  const attributes = { subscription, partition: String(partition) }
-  const progressEvery = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.progressInterval ?? "5 seconds"))
-  const lagThreshold = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.lagThreshold ?? "30 seconds"))
-  const label = `Subscription '${subscription}' partition ${partition}`
-  const log = (message: string) => Effect.logInfo(`${label}: ${message}`)
-  let phase: Phase = Phase.cases.Started.make({})
-  let standbySince = 0
-  let sessionStart = 0
-  let lastProgress = 0
-  let behind = 0
-  let done = 0
-  let handledTo: Place | undefined
-  let emptyAt: Place | undefined
-  let lagging = false
+const format = (millis: number) => Duration.format(Duration.millis(Math.round(millis)))
 
-  // The phase changes and is published at once (in order), then the gauge follows when the tag changed.
-  let gauged: Phase["_tag"] | undefined
-  const enter = (next: Phase, at: number) => {
-    phase = next
-    options.publish({ subscription, partition, worker: options.worker, at, phase: next }, next._tag === "Stopped")
-    if (gauged === next._tag) return Effect.void
-    gauged = next._tag
+const now = Clock.currentTimeMillis
+
+// One running partition's phase, moved by its session's signals and by the batches `run` handled.
+class PartitionTracker implements Tracker {
+  readonly signals: Signals
+  private readonly options: TrackerOptions
+  private readonly attributes: { readonly subscription: string; readonly partition: string }
+  private readonly label: string
+  private readonly progressEvery: number
+  private readonly lagThreshold: number
+  private phase: Phase = Phase.cases.Started.make({})
+  private gauged: Phase["_tag"] | undefined
+  private standbySince = 0
+  private sessionStart = 0
+  private lastProgress = 0
+  private behind = 0
+  private done = 0
+  // The checkpoint of the last batch handled, and where a read came back empty while batches were still pending.
+  private handledTo: Place | undefined
+  private emptyAt: Place | undefined
+  private lagging = false
+
+  constructor(options: TrackerOptions) {
+    this.options = options
+    this.attributes = { subscription: options.subscription, partition: String(options.partition) }
+    this.label = `Subscription '${options.subscription}' partition ${options.partition}`
+    this.progressEvery = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.progressInterval ?? "5 seconds"))
+    this.lagThreshold = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.lagThreshold ?? "30 seconds"))
+    this.signals = {
+      active: true,
+      leaseWaiting: (heldByPid) => Effect.flatMap(now, (at) => this.standby(heldByPid, at)),
+      leaseTaken: Effect.flatMap(now, (at) => this.tookOver(at)),
+      positioned: (checkpoint, behind) => Effect.flatMap(now, (at) => this.positioned(checkpoint, behind, at)),
+      readEmpty: (lastDelivered) => Effect.flatMap(now, (at) => this.readEmpty(lastDelivered, at)),
+      reconnecting: (reason) => this.recovering(reason, 0)
+    }
+  }
+
+  get start(): Effect.Effect<void> {
+    return Effect.flatMap(now, (at) => Effect.andThen(this.enter(this.phase, at), this.log("started")))
+  }
+
+  handled(events: ReadonlyArray<EventStore.RecordedEvent>, checkpoint: Place): Effect.Effect<void> {
+    return Effect.flatMap(now, (at) => {
+      this.handledTo = checkpoint
+      if (this.phase._tag === "CaughtUp") return this.liveLag(events, at)
+      if (this.phase._tag !== "CatchingUp") return Effect.void
+      this.done += events.length
+      const counted = Metric.update(Metric.withAttributes(catchUpEvents, this.attributes), events.length)
+      if (this.done >= this.behind || (this.emptyAt !== undefined && !isBefore(checkpoint, this.emptyAt))) {
+        return Effect.andThen(counted, this.caughtUp(at))
+      }
+      if (at - this.lastProgress >= this.progressEvery) return Effect.andThen(counted, this.progress(at))
+      this.options.update(this.options.worker, Phase.cases.CatchingUp.make({ behind: this.behind, done: this.done }))
+      return counted
+    })
+  }
+
+  recovering(reason: string, attempt: number): Effect.Effect<void> {
+    return Effect.flatMap(now, (at) =>
+      Effect.andThen(
+        this.enter(Phase.cases.Recovering.make({ reason, attempt }), at),
+        Metric.update(Metric.withAttributes(recoveries, this.attributes), 1)
+      )
+    )
+  }
+
+  stopped(reason: string): Effect.Effect<void> {
+    return Effect.flatMap(now, (at) =>
+      Effect.andThen(this.enter(Phase.cases.Stopped.make({ reason }), at), this.log(`stopped: ${reason}`))
+    )
+  }
+
+  private log(message: string) {
+    return Effect.logInfo(`${this.label}: ${message}`)
+  }
+
+  // The phase changes and is published at once (so in order), then the gauge follows when the tag changed.
+  private enter(next: Phase, at: number): Effect.Effect<void> {
+    this.phase = next
+    const { subscription, partition, worker } = this.options
+    this.options.publish({ subscription, partition, worker, at, phase: next }, next._tag === "Stopped")
+    if (this.gauged === next._tag) return Effect.void
+    this.gauged = next._tag
     return Effect.forEach(
       phaseTags,
       (tag) =>
         Metric.update(
-          Metric.withAttributes(phaseGauge, { ...attributes, phase: tag }),
+          Metric.withAttributes(phaseGauge, { ...this.attributes, phase: tag }),
           tag === next._tag && tag !== "Stopped" ? 1 : 0
         ),
       { discard: true }
     )
   }
-  const now = Clock.currentTimeMillis
 
-  const caughtUp = (at: number) => {
-    const took = Math.max(0, at - sessionStart)
-    const rate = took === 0 ? "" : ` at ${Math.round((done * 1000) / took)} ev/s`
+  private standby(heldByPid: number | undefined, at: number): Effect.Effect<void> {
+    const phase = this.phase
+    if (phase._tag === "Standby" && (heldByPid === undefined || phase.heldByPid === heldByPid)) return Effect.void
+    if (phase._tag !== "Standby") this.standbySince = at
+    const holder = heldByPid === undefined ? "another worker" : `backend pid ${heldByPid}`
     return Effect.andThen(
-      enter(Phase.cases.CaughtUp.make({ events: done, seconds: took / 1000 }), at),
-      log(
-        done === 0
+      this.enter(Phase.cases.Standby.make({ heldByPid }), at),
+      this.log(`standing by: the partition is held by ${holder}`)
+    )
+  }
+
+  private tookOver(at: number): Effect.Effect<void> {
+    if (this.phase._tag !== "Standby") return Effect.void
+    const waited = Math.max(0, at - this.standbySince)
+    return Effect.all([
+      this.enter(Phase.cases.TookOver.make({ waitedSeconds: waited / 1000 }), at),
+      Metric.update(Metric.withAttributes(takeovers, this.attributes), 1),
+      this.log(`took over after ${format(waited)}`)
+    ])
+  }
+
+  private positioned(checkpoint: Place, behind: number, at: number): Effect.Effect<void> {
+    this.sessionStart = this.lastProgress = at
+    this.behind = behind
+    this.done = 0
+    this.handledTo = checkpoint
+    this.emptyAt = undefined
+    if (behind === 0) return this.caughtUp(at)
+    return Effect.andThen(
+      this.enter(Phase.cases.CatchingUp.make({ behind, done: 0 }), at),
+      this.log(`catching up: ${behind} events behind`)
+    )
+  }
+
+  // Caught up once every batch delivered before the empty read has been handled.
+  private readEmpty(lastDelivered: Place, at: number): Effect.Effect<void> {
+    if (this.phase._tag === "CaughtUp") this.lagging = false
+    if (this.phase._tag !== "CatchingUp") return Effect.void
+    if (this.handledTo !== undefined && !isBefore(this.handledTo, lastDelivered)) return this.caughtUp(at)
+    this.emptyAt = lastDelivered
+    return Effect.void
+  }
+
+  private caughtUp(at: number): Effect.Effect<void> {
+    const took = Math.max(0, at - this.sessionStart)
+    const rate = took === 0 ? "" : ` at ${Math.round((this.done * 1000) / took)} ev/s`
+    return Effect.andThen(
+      this.enter(Phase.cases.CaughtUp.make({ events: this.done, seconds: took / 1000 }), at),
+      this.log(
+        this.done === 0
           ? "caught up: nothing to catch up; live"
-          : `caught up: ${done} events in ${Duration.format(Duration.millis(took))}${rate}; live`
+          : `caught up: ${this.done} events in ${format(took)}${rate}; live`
       )
     )
   }
 
-  const progress = (at: number) => {
-    lastProgress = at
-    const rate = done / Math.max(0.001, (at - sessionStart) / 1000)
-    const left = rate > 0 ? Math.ceil((behind - done) / rate) : undefined
+  private progress(at: number): Effect.Effect<void> {
+    this.lastProgress = at
+    const rate = this.done / Math.max(0.001, (at - this.sessionStart) / 1000)
+    const left = rate > 0 ? `, about ${Math.ceil((this.behind - this.done) / rate)} s left` : ""
     return Effect.andThen(
-      enter(Phase.cases.CatchingUp.make({ behind, done }), at),
-      log(
-        `catching up: ${done} of ${behind} events, ${Math.round(rate)} ev/s${left === undefined ? "" : `, about ${left} s left`}`
-      )
+      this.enter(Phase.cases.CatchingUp.make({ behind: this.behind, done: this.done }), at),
+      this.log(`catching up: ${this.done} of ${this.behind} events, ${Math.round(rate)} ev/s${left}`)
     )
   }
 
-  const liveLag = (events: ReadonlyArray<EventStore.RecordedEvent>, at: number) => {
+  // Warns once when a live partition handles an event older than the threshold, again after it got back under it.
+  private liveLag(events: ReadonlyArray<EventStore.RecordedEvent>, at: number): Effect.Effect<void> {
     const last = events[events.length - 1]
     if (last === undefined) return Effect.void
     const lag = Math.max(0, at - DateTime.toEpochMillis(last.recordedAt))
-    const gauge = Metric.update(Metric.withAttributes(liveLagSeconds, attributes), lag / 1000)
-    if (lag <= lagThreshold) {
-      lagging = false
-      return gauge
-    }
-    if (lagging) return gauge
-    lagging = true
+    const gauge = Metric.update(Metric.withAttributes(liveLagSeconds, this.attributes), lag / 1000)
+    const wasLagging = this.lagging
+    this.lagging = lag > this.lagThreshold
+    if (!this.lagging || wasLagging) return gauge
     return Effect.andThen(
       gauge,
       Effect.logWarning(
-        `${label}: falling behind: the last event it handled is ${Duration.format(Duration.millis(lag))} old (threshold ${Duration.format(Duration.millis(lagThreshold))})`
+        `${this.label}: falling behind: the last event it handled is ${format(lag)} old (threshold ${format(this.lagThreshold)})`
       )
     )
   }
-
-  const signals: Signals = {
-    active: true,
-    leaseWaiting: (heldByPid) =>
-      Effect.flatMap(now, (at) => {
-        if (phase._tag === "Standby" && (heldByPid === undefined || phase.heldByPid === heldByPid)) return Effect.void
-        if (phase._tag !== "Standby") standbySince = at
-        return Effect.andThen(
-          enter(Phase.cases.Standby.make({ heldByPid }), at),
-          log(
-            `standing by: the partition is held by ${heldByPid === undefined ? "another worker" : `backend pid ${heldByPid}`}`
-          )
-        )
-      }),
-    leaseTaken: Effect.flatMap(now, (at) => {
-      if (phase._tag !== "Standby") return Effect.void
-      const waited = Math.max(0, at - standbySince) / 1000
-      return Effect.all([
-        enter(Phase.cases.TookOver.make({ waitedSeconds: waited }), at),
-        Metric.update(Metric.withAttributes(takeovers, attributes), 1),
-        log(`took over after ${Duration.format(Duration.millis(Math.round(waited * 1000)))}`)
-      ])
-    }),
-    positioned: (checkpoint, count) =>
-      Effect.flatMap(now, (at) => {
-        sessionStart = lastProgress = at
-        behind = count
-        done = 0
-        handledTo = checkpoint
-        emptyAt = undefined
-        return count === 0
-          ? caughtUp(at)
-          : Effect.andThen(
-              enter(Phase.cases.CatchingUp.make({ behind, done }), at),
-              log(`catching up: ${count} events behind`)
-            )
-      }),
-    readEmpty: (lastDelivered) =>
-      Effect.flatMap(now, (at) => {
-        if (phase._tag === "CaughtUp") {
-          lagging = false
-          return Effect.void
-        }
-        if (phase._tag !== "CatchingUp") return Effect.void
-        if (handledTo !== undefined && !isBefore(handledTo, lastDelivered)) return caughtUp(at)
-        emptyAt = lastDelivered
-        return Effect.void
-      }),
-    reconnecting: (reason) => tracker.recovering(reason, 0)
-  }
-
-  const tracker: Tracker = {
-    signals,
-    handled: (events, checkpoint) =>
-      Effect.flatMap(now, (at) => {
-        handledTo = checkpoint
-        if (phase._tag !== "CatchingUp") return phase._tag === "CaughtUp" ? liveLag(events, at) : Effect.void
-        done += events.length
-        const metered = Metric.update(Metric.withAttributes(catchUpEvents, attributes), events.length)
-        if (done >= behind || (emptyAt !== undefined && !isBefore(checkpoint, emptyAt))) {
-          return Effect.andThen(metered, caughtUp(at))
-        }
-        return at - lastProgress >= progressEvery ? Effect.andThen(metered, progress(at)) : metered
-      }),
-    recovering: (reason, attempt) =>
-      Effect.flatMap(now, (at) =>
-        Effect.all([
-          enter(Phase.cases.Recovering.make({ reason, attempt }), at),
-          Metric.update(Metric.withAttributes(recoveries, attributes), 1)
-        ])
-      ),
-    stopped: (reason) =>
-      Effect.flatMap(now, (at) =>
-        Effect.andThen(enter(Phase.cases.Stopped.make({ reason }), at), log(`stopped: ${reason}`))
-      )
-  }
-
-  const at = yield* now
-  yield* enter(phase, at)
-  yield* log("started")
-  return tracker
-})
+}

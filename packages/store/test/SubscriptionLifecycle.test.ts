@@ -112,13 +112,19 @@ describe("SubscriptionLifecycle", () => {
         const lifecycles = yield* SubscriptionLifecycle.make
         const tracker = yield* lifecycles.track("sparse", 0, undefined)
         yield* tracker.signals.positioned(place(0), 10)
+        yield* tracker.handled(eventsAt(1, 2, 0), place(2))
+        // Between progress reports, the current phase still shows how far the catch-up got.
+        assert.deepStrictEqual(
+          (yield* lifecycles.current("sparse")).map((event) => event.phase),
+          [{ _tag: "CatchingUp", behind: 10, done: 2 }]
+        )
         // The reader already found nothing after position 4; the batch up to 4 commits after that.
         yield* tracker.signals.readEmpty(place(4))
         assert.deepStrictEqual(
           (yield* lifecycles.current("sparse")).map((event) => event.phase._tag),
           ["CatchingUp"]
         )
-        yield* tracker.handled(eventsAt(1, 4, 0), place(4))
+        yield* tracker.handled(eventsAt(3, 2, 0), place(4))
         const [current] = yield* lifecycles.current("sparse")
         assert.deepStrictEqual(current!.phase, { _tag: "CaughtUp", events: 4, seconds: 0 })
       })
