@@ -10,7 +10,7 @@
  * | 3    | not found: no such subscription, projection, machine or stream |
  * | 4    | refused: a change that needs confirmation got none (no terminal and no `--yes`, or the answer was no) |
  * | 5    | findings: `verify` found stored events that do not decode |
- * | 6    | unavailable: no database answered, or the config module could not be loaded |
+ * | 6    | unavailable: no server answered, no such database, the login was refused, or the config module could not be loaded |
  * | 130  | interrupted (Ctrl-C, SIGTERM) |
  *
  * @since 0.1.0
@@ -66,7 +66,7 @@ export const Refused = 4
 export const Findings = 5
 
 /**
- * No database answered, or the config module could not be loaded.
+ * No server answered, no such database, the login was refused, or the config module could not be loaded.
  *
  * @since 0.1.0
  * @category codes

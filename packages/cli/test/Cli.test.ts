@@ -301,41 +301,49 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "120 seconds" })("eve
     })
   )
 
-  it.effect("every command answers --help; a wrong command line exits with Usage", () =>
-    Effect.gen(function* () {
-      for (const command of [
-        [],
-        ["migrate"],
-        ["status"],
-        ["tail"],
-        ["streams"],
-        ["read"],
-        ["parked"],
-        ["parked", "list"],
-        ["parked", "retry"],
-        ["parked", "drop"],
-        ["rebase"],
-        ["rebuild"],
-        ["verify"],
-        ["diagram"]
-      ]) {
-        const help = yield* inProcess(...command, "--help")
-        assert.strictEqual(help.code, ExitCode.Ok, command.join(" "))
-        assert.include(help.stdout, `evently ${command.join(" ")}`.trim(), command.join(" "))
-        assert.include(help.stdout, "DESCRIPTION", command.join(" "))
-      }
-      const url = yield* databaseUrl
-      for (const wrong of [
-        ["bogus"],
-        ["status", "--frobnicate"],
-        ["rebase", "lagging", "sideways"],
-        ["rebase", "lagging", "after"],
-        ["tail", "--from", "yesterday"]
-      ]) {
-        const ran = yield* inProcess("--url", url, ...wrong)
-        assert.strictEqual(ran.code, ExitCode.Usage, `${wrong.join(" ")}: ${ran.stdout}${ran.stderr}`)
-      }
-    })
+  it.effect(
+    "every command answers --help; a wrong command line is Usage, no database or config module Unavailable",
+    () =>
+      Effect.gen(function* () {
+        for (const command of [
+          [],
+          ["migrate"],
+          ["status"],
+          ["tail"],
+          ["streams"],
+          ["read"],
+          ["parked"],
+          ["parked", "list"],
+          ["parked", "retry"],
+          ["parked", "drop"],
+          ["rebase"],
+          ["rebuild"],
+          ["verify"],
+          ["diagram"]
+        ]) {
+          const help = yield* inProcess(...command, "--help")
+          assert.strictEqual(help.code, ExitCode.Ok, command.join(" "))
+          assert.include(help.stdout, `evently ${command.join(" ")}`.trim(), command.join(" "))
+          assert.include(help.stdout, "DESCRIPTION", command.join(" "))
+        }
+        const url = yield* databaseUrl
+        for (const wrong of [
+          ["bogus"],
+          ["status", "--frobnicate"],
+          ["rebase", "lagging", "sideways"],
+          ["rebase", "lagging", "after"],
+          ["tail", "--from", "yesterday"]
+        ]) {
+          const ran = yield* inProcess("--url", url, ...wrong)
+          assert.strictEqual(ran.code, ExitCode.Usage, `${wrong.join(" ")}: ${ran.stdout}${ran.stderr}`)
+        }
+        const unreachable = yield* inProcess("--url", "postgres://postgres@127.0.0.1:1/none", "status")
+        assert.strictEqual(unreachable.code, ExitCode.Unavailable)
+        assert.include(unreachable.stderr, "No database at postgres://postgres@127.0.0.1:1/none")
+        const noConfig = yield* inProcess("--url", url, "verify", "--config", "/nowhere/evently.config.ts")
+        assert.strictEqual(noConfig.code, ExitCode.Unavailable)
+        assert.include(noConfig.stderr, "/nowhere/evently.config.ts: no such file")
+      })
   )
 
   it.effect("rebuild builds the projection again beside the active one, which it replaces with the same content", () =>

@@ -7,6 +7,7 @@ import { PgConfig, PgSchema } from "@evently/postgres"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import { Flag, GlobalFlag } from "effect/cli"
 import * as SqlError from "effect/sql/SqlError"
 import * as EventlyConfig from "../EventlyConfig.ts"
@@ -51,7 +52,25 @@ const connectionUrl = Effect.gen(function* () {
   )
 })
 
-const isConnectionError = (error: unknown) => SqlError.isSqlError(error) && error.reason._tag === "ConnectionError"
+const causeOf = (error: SqlError.SqlError): { readonly message?: unknown; readonly code?: unknown } => {
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  return typeof cause === "object" && cause !== null ? cause : {}
+}
+
+// A database error as the exit code and message the command ends with: no server, no such database or a refused
+// login is `Unavailable`; a missing table says to migrate.
+const fromSqlError = (error: SqlError.SqlError, url: Redacted.Redacted<string>): ExitCode.CommandFailed => {
+  const cause = causeOf(error)
+  const code = typeof cause.code === "string" ? cause.code : ""
+  const detail = typeof cause.message === "string" ? `${error.reason.message}: ${cause.message}` : error.message
+  if (error.reason._tag === "ConnectionError" || /^(08|28|3D)/.test(code)) {
+    return ExitCode.fail(ExitCode.Unavailable, `No database at ${PgConfig.describe(url)}: ${detail}`)
+  }
+  if (code === "42P01") {
+    return ExitCode.fail(ExitCode.Failed, `${detail} (are evently's tables there? evently migrate creates them)`)
+  }
+  return ExitCode.fail(ExitCode.Failed, detail)
+}
 
 /** Runs `effect` with a client on the database (and the config module's table prefix). */
 export const withDatabase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -62,14 +81,7 @@ export const withDatabase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     const tables = tablePrefix === undefined ? Layer.empty : PgSchema.layerTables(tablePrefix)
     return yield* effect.pipe(
       Effect.provide(Layer.merge(database, tables)),
-      Effect.mapError((error) =>
-        isConnectionError(error)
-          ? ExitCode.fail(
-              ExitCode.Unavailable,
-              `No database at ${PgConfig.describe(url)}: ${(error as SqlError.SqlError).message}`
-            )
-          : error
-      )
+      Effect.mapError((error) => (SqlError.isSqlError(error) ? fromSqlError(error, url) : error))
     )
   })
 
