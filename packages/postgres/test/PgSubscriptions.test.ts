@@ -2,6 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { PgConfig, PgSchema, PgSubscriptions } from "@evently/postgres"
 import { Subscriptions } from "@evently/store"
+import { SubscriptionsSuite } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -190,29 +191,40 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 
-  it.effect("pg_terminate_backend under a running subscription: it reconnects and continues", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const subs = yield* Subscriptions.Subscriptions
-      const handled = new Set<bigint>()
-      const runner = yield* subs
-        .run("terminate", (event) => Effect.sync(() => handled.add(event.position)), {
-          categories: ["term"],
-          pollInterval: "200 millis"
-        })
-        .pipe(Effect.forkChild)
-      yield* insertEvents("term-1", 10)
-      yield* subs.waitUntilCaughtUp("terminate")
-      const [killed] = yield* sql<{ count: number }>`
+  it.effect(
+    "pg_terminate_backend under a running subscription: it reconnects and continues, Recovering then live",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const subs = yield* Subscriptions.Subscriptions
+        const seen = yield* SubscriptionsSuite.watchLifecycle(subs)
+        const handled = new Set<bigint>()
+        const runner = yield* subs
+          .run("terminate", (event) => Effect.sync(() => handled.add(event.position)), {
+            categories: ["term"],
+            pollInterval: "200 millis"
+          })
+          .pipe(Effect.forkChild)
+        yield* insertEvents("term-1", 10)
+        yield* subs.waitUntilCaughtUp("terminate")
+        const [killed] = yield* sql<{ count: number }>`
         select count(*)::int as count from (
           select pg_terminate_backend(pid) from pg_stat_activity
           where datname = current_database() and pid <> pg_backend_pid()) t`
-      assert.isAbove(killed!.count, 0)
-      yield* insertEvents("term-1", 10).pipe(Effect.retry(Schedule.recurs(3)))
-      yield* subs.waitUntilCaughtUp("terminate", { timeout: "20 seconds" }).pipe(Effect.retry(Schedule.recurs(3)))
-      yield* Fiber.interrupt(runner)
-      assert.deepStrictEqual([...handled].sort(), yield* positionsOf("term"))
-    })
+        assert.isAbove(killed!.count, 0)
+        yield* insertEvents("term-1", 10).pipe(Effect.retry(Schedule.recurs(3)))
+        yield* subs.waitUntilCaughtUp("terminate", { timeout: "20 seconds" }).pipe(Effect.retry(Schedule.recurs(3)))
+        const tags = () => SubscriptionsSuite.phasesOf(seen, "terminate").map((phase) => phase._tag)
+        yield* SubscriptionsSuite.until(() => tags().lastIndexOf("CaughtUp") > tags().lastIndexOf("Recovering"))
+        yield* Fiber.interrupt(runner)
+        assert.deepStrictEqual(
+          [...handled].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+          yield* positionsOf("term")
+        )
+        // The fault shows as Recovering, and the partition comes back live.
+        assert.strictEqual(tags()[0], "Started")
+        assert.include(tags(), "Recovering")
+      }).pipe(Effect.scoped)
   )
 
   it.effect(
