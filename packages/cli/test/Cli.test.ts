@@ -177,6 +177,8 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "120 seconds" })("eve
       const [unknownType] = yield* append("task-6", "Created")
       yield* sql`update evently_events set data = '{"title": 5}'::jsonb where position = ${badData!}`
       yield* sql`update evently_events set event_type = 'Renamed' where position = ${unknownType!}`
+      const [unreadable] = yield* append("task-7", "Created")
+      yield* sql`update evently_events set metadata = 'null'::jsonb where position = ${unreadable!}`
       const [counts] = yield* sql<{ task: number; other: number }>`select
         count(*) filter (where category in ('task', 'job'))::int as task,
         count(*) filter (where category not in ('task', 'job'))::int as other
@@ -188,24 +190,29 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "120 seconds" })("eve
       const report = JSON.parse(json.stdout) as {
         checked: number
         unchecked: number
-        failures: Array<{ position: string; stream: string; type: string; schemaVersion: number; error: string }>
+        failures: Array<{ position: string; stream: string; type?: string; schemaVersion?: number; error: string }>
       }
-      assert.strictEqual(report.checked, counts!.task)
+      // The unreadable row is not checked: it never reaches a codec.
+      assert.strictEqual(report.checked, counts!.task - 1)
       assert.strictEqual(report.unchecked, counts!.other)
       assert.deepStrictEqual(
         report.failures.map((f) => [f.position, f.stream, f.type, f.schemaVersion]),
         [
           [String(badData!), "task-5", "Created", 1],
-          [String(unknownType!), "task-6", "Renamed", 1]
+          [String(unknownType!), "task-6", "Renamed", 1],
+          // Not even a stored event: no type or schema version is reported for it.
+          [String(unreadable!), "task-7", undefined, undefined]
         ]
       )
       assert.match(report.failures[0]!.error, /title/)
+      assert.match(report.failures[2]!.error, /metadata null is not/)
 
       const table = yield* evently(url, "verify", "--config", fixtureConfig)
       assert.strictEqual(table.code, ExitCode.Findings)
       assert.match(table.stdout, new RegExp(`^\\s*${badData!}\\s+task-5\\s+Created\\s+1\\s+`, "m"))
-      assert.include(table.stdout, `${counts!.task} event(s) checked, 2 do not decode`)
-      assert.include(table.stderr, "2 stored event(s) do not decode")
+      assert.match(table.stdout, new RegExp(`^\\s*${unreadable!}\\s+task-7\\s+-\\s+-\\s+its metadata null`, "m"))
+      assert.include(table.stdout, `${counts!.task - 1} event(s) checked, 3 do not decode`)
+      assert.include(table.stderr, "3 stored event(s) do not decode")
     })
   )
 
