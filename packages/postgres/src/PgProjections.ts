@@ -12,6 +12,7 @@
  */
 import * as Projection from "@evently/store/Projection"
 import * as ReplayBoundary from "@evently/store/ReplayBoundary"
+import type * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import { Faults, Subscriptions } from "@evently/store"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -21,6 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as PgSchema from "./PgSchema.ts"
 import * as Registry from "./internal/projections/registry.ts"
@@ -392,6 +394,27 @@ export const waitUntilCaughtUp = (
       duration: options?.timeout ?? "30 seconds",
       orElse: () => Effect.fail(new Subscriptions.CaughtUpTimeout({ subscription: `projection:${name}` }))
     })
+  )
+
+/**
+ * The lifecycle of every build of a projection run in this process (see `Subscriptions.lifecycle`): the current
+ * phase of each partition, then every change; a build's events name its subscription
+ * (`projection:<name>:v<version>`, `...b<build>`).
+ *
+ * @since 0.1.0
+ * @category status
+ */
+export const lifecycle = (
+  name: string
+): Stream.Stream<
+  SubscriptionLifecycle.LifecycleEvent,
+  Subscriptions.InvalidSubscription,
+  Subscriptions.Subscriptions
+> =>
+  Stream.unwrap(
+    Effect.map(Subscriptions.Subscriptions, (subscriptions) =>
+      Stream.filter(subscriptions.lifecycle(), (event) => event.subscription.startsWith(`projection:${name}:v`))
+    )
   )
 
 /**

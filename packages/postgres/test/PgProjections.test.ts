@@ -5,6 +5,7 @@ import * as Projection from "@evently/store/Projection"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as SqlClient from "effect/sql/SqlClient"
 import { layerSubscriptions } from "./helpers.ts"
 import { ItemCodec, ItemsV1, ItemsV2, expectedItems, itemsOf, writeItems } from "./projections.ts"
@@ -67,6 +68,11 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       })
       yield* PgProjections.waitUntilCaughtUp("items")
       assert.deepStrictEqual(yield* stateOf("items"), ["v1b1 retired", "v2b1 active"])
+      const phases = yield* Stream.runCollect(Stream.take(PgProjections.lifecycle("items"), 2))
+      assert.deepStrictEqual(phases.map((event) => [event.subscription, event.phase._tag]).sort(), [
+        ["projection:items:v1", "CaughtUp"],
+        ["projection:items:v2", "CaughtUp"]
+      ])
       assert.deepStrictEqual(yield* itemsOf("items"), yield* expectedItems)
       const [columns] = yield* sql<{ length: number }>`select length from items where id = 'item-7'`
       assert.strictEqual(columns!.length, "renamed 7".length)

@@ -13,12 +13,14 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import type * as EventCodec from "./EventCodec.ts"
 import type * as EventStore from "./EventStore.ts"
 import * as ReplayBoundary from "./ReplayBoundary.ts"
 import * as StreamName from "./StreamName.ts"
+import type * as SubscriptionLifecycle from "./SubscriptionLifecycle.ts"
 import * as Subscriptions from "./Subscriptions.ts"
 
 /**
@@ -351,3 +353,22 @@ export const status = (projection: {
   readonly version: number
 }): Effect.Effect<Subscriptions.Status, Subscriptions.SubscriptionError, Subscriptions.Subscriptions> =>
   Effect.flatMap(Subscriptions.Subscriptions, (subscriptions) => subscriptions.status(subscriptionName(projection)))
+
+/**
+ * The lifecycle of a consumer projection's partitions run in this process (see `Subscriptions.lifecycle`): the
+ * current phase of each, then every change.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const lifecycle = (projection: {
+  readonly name: string
+  readonly version: number
+}): Stream.Stream<
+  SubscriptionLifecycle.LifecycleEvent,
+  Subscriptions.InvalidSubscription,
+  Subscriptions.Subscriptions
+> =>
+  Stream.unwrap(
+    Effect.map(Subscriptions.Subscriptions, (subscriptions) => subscriptions.lifecycle(subscriptionName(projection)))
+  )

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 
 const Events = Schema.TaggedUnion({
   Opened: { owner: Schema.String },
@@ -101,6 +102,11 @@ describe("Projection", () => {
       yield* Projection.waitUntilCaughtUp(projection)
       yield* append("account-1", [Events.cases.Deposited.make({ amount: 5 })])
       yield* Projection.waitUntilCaughtUp(projection)
+      const phases = yield* Stream.runCollect(Stream.take(Projection.lifecycle(projection), 1))
+      assert.deepStrictEqual(
+        phases.map((event) => [event.subscription, event.phase._tag]),
+        [["projection:ledger:v1", "CaughtUp"]]
+      )
       yield* Fiber.interrupt(fiber)
 
       assert.deepStrictEqual(seen, ["account-1 opened by ada true", "account-1 +5 false"])
