@@ -39,23 +39,26 @@ const checkpointOf = (name: string) =>
 
 // `Cli.run` in this process, its console captured and no terminal: for what a child process would only make slower
 // (the bin around `Cli.run` is covered by the child-process tests).
+const runInProcess = (args: ReadonlyArray<string>, out: Array<string>, err: Array<string>) =>
+  Cli.run(args).pipe(
+    Effect.provide(Cli.layerNode),
+    Effect.provideService(Console.Console, {
+      ...globalThis.console,
+      log: (...a: ReadonlyArray<unknown>) => out.push(a.join(" ")),
+      error: (...a: ReadonlyArray<unknown>) => err.push(a.join(" "))
+    }),
+    Effect.provideService(TerminalCapabilities.TerminalCapabilities, {
+      canColor: false,
+      canAnimate: false,
+      canPrompt: false
+    })
+  )
+
 const inProcess = (...args: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const out: Array<string> = []
     const err: Array<string> = []
-    const code = yield* Cli.run(args).pipe(
-      Effect.provide(Cli.layerNode),
-      Effect.provideService(Console.Console, {
-        ...globalThis.console,
-        log: (...a: ReadonlyArray<unknown>) => out.push(a.join(" ")),
-        error: (...a: ReadonlyArray<unknown>) => err.push(a.join(" "))
-      }),
-      Effect.provideService(TerminalCapabilities.TerminalCapabilities, {
-        canColor: false,
-        canAnimate: false,
-        canPrompt: false
-      })
-    )
+    const code = yield* runInProcess(args, out, err)
     return { code, stdout: out.join("\n"), stderr: err.join("\n") }
   })
 
@@ -132,42 +135,59 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "120 seconds" })("eve
   )
 
   it.effect("tail prints the events appended after it started, as JSON lines, and leaves no checkpoint row", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      yield* append("task-3", "Created")
-      const tail = start(yield* databaseUrl, ["tail", "--category", "task", "--json"])
-      yield* until(
-        () => tail.output.stderr,
-        (text) => text.includes("tailing from"),
-        "the tail to start"
-      )
-      const first = yield* append("task-4", "Created")
-      yield* append("note-2", "Written")
-      const second = yield* append("task-4", "Started")
-      yield* until(
-        () => tail.output.stdout.split("\n").filter((line) => line !== "").length,
-        (n) => n >= 2,
-        "two events"
-      )
-      const [live] = yield* sql<{ n: number }>`select count(*)::int as n from evently_checkpoints
+    Effect.scoped(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* append("task-3", "Created")
+        const tail = start(yield* databaseUrl, ["tail", "--category", "task", "--json"])
+        yield* until(
+          () => tail.output.stderr,
+          (text) => text.includes("tailing from"),
+          "the tail to start"
+        )
+        const first = yield* append("task-4", "Created")
+        yield* append("note-2", "Written")
+        const second = yield* append("task-4", "Started")
+        yield* until(
+          () => tail.output.stdout.split("\n").filter((line) => line !== "").length,
+          (n) => n >= 2,
+          "two events"
+        )
+        const [live] = yield* sql<{ n: number }>`select count(*)::int as n from evently_checkpoints
         where subscription like 'evently-tail-%'`
-      tail.child.kill("SIGINT")
-      const ended = yield* tail.exit
-      assert.strictEqual(ended.code, ExitCode.Interrupted, ended.stderr)
-      const events = ended.stdout
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line) => JSON.parse(line) as { position: string; stream: string; type: string; data: unknown })
-      assert.deepStrictEqual(
-        events.map((e) => [e.position, e.stream, e.type]),
-        [
-          [String(first[0]!), "task-4", "Created"],
-          [String(second[0]!), "task-4", "Started"]
-        ]
-      )
-      assert.deepStrictEqual(events[0]!.data, { title: "task-4 Created" })
-      assert.strictEqual(live!.n, 0)
-    })
+        tail.child.kill("SIGINT")
+        const ended = yield* tail.exit
+        assert.strictEqual(ended.code, ExitCode.Interrupted, ended.stderr)
+        const events = ended.stdout
+          .split("\n")
+          .filter((line) => line !== "")
+          .map((line) => JSON.parse(line) as { position: string; stream: string; type: string; data: unknown })
+        assert.deepStrictEqual(
+          events.map((e) => [e.position, e.stream, e.type]),
+          [
+            [String(first[0]!), "task-4", "Created"],
+            [String(second[0]!), "task-4", "Started"]
+          ]
+        )
+        assert.deepStrictEqual(events[0]!.data, { title: "task-4 Created" })
+        assert.strictEqual(live!.n, 0)
+
+        // --from <position>: the events after it (of the filter), then live.
+        const out: Array<string> = []
+        const fromPosition = yield* runInProcess(
+          ["--url", yield* databaseUrl, "tail", "--from", String(first[0]!), "--type", "Started", "--json"],
+          out,
+          []
+        ).pipe(Effect.forkScoped)
+        const [after] = yield* until(
+          () => out.flatMap((chunk) => chunk.split("\n")),
+          (lines) => lines.length >= 1,
+          "the tail from a position"
+        )
+        yield* Fiber.interrupt(fromPosition)
+        assert.strictEqual((JSON.parse(after!) as { position: string }).position, String(second[0]!))
+      })
+    )
   )
 
   it.effect("verify reports each stored row that no longer decodes, and exits with Findings", () =>

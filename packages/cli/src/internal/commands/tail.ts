@@ -24,7 +24,9 @@ const typesFlag = Flag.String("type").pipe(
   Flag.atLeast(0)
 )
 const fromFlag = Flag.String("from").pipe(
-  Flag.withDescription("Where to start: beginning, end (the default: events committed from now on), or a position"),
+  Flag.withDescription(
+    "Where to start: beginning, end (the default: events committed from now on), or a position (the events after it)"
+  ),
   Flag.withDefault("end")
 )
 
