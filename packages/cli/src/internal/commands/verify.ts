@@ -23,13 +23,78 @@ interface Finding {
 
 const pageSizeFlag = Flag.Int("page-size").pipe(Flag.withDescription("Rows read per query"), Flag.withDefault(1000))
 
-const codecFor = (codecs: { readonly [category: string]: EventlyConfig.Decoder }, category: string) =>
-  codecs[category] ?? codecs["*"]
+type Codecs = { readonly [category: string]: EventlyConfig.Decoder }
+
+/** What a scan of the log found. */
+interface Report {
+  checked: number
+  unchecked: number
+  readonly failures: Array<Finding>
+}
+
+// One row: an unreadable row is a finding as it is; a readable one is decoded with its category's codec, if any.
+const check = Effect.fnUntraced(function* (codecs: Codecs, row: PgOperations.PageRow, report: Report) {
+  if (Result.isFailure(row)) {
+    const e = row.failure
+    report.failures.push({
+      position: e.position,
+      stream: e.stream,
+      type: undefined,
+      schemaVersion: undefined,
+      error: e.reason
+    })
+    return
+  }
+  const codec = codecs[row.success.category] ?? codecs["*"]
+  if (codec === undefined) {
+    report.unchecked++
+    return
+  }
+  report.checked++
+  const decoded = yield* Effect.result(codec.decode(row.success))
+  if (Result.isSuccess(decoded)) return
+  const e = decoded.failure
+  report.failures.push({
+    position: e.position,
+    stream: e.stream,
+    type: e.type,
+    schemaVersion: e.schemaVersion,
+    error: e.issue
+  })
+})
+
+// The whole log in position order, a page at a time.
+const scan = Effect.fnUntraced(function* (codecs: Codecs, pageSize: number) {
+  const report: Report = { checked: 0, unchecked: 0, failures: [] }
+  let after = 0n
+  while (true) {
+    const page = yield* PgOperations.readPage(after, Math.max(1, pageSize))
+    if (page.length === 0) return report
+    for (const { row } of page) yield* check(codecs, row, report)
+    after = page[page.length - 1]!.position
+  }
+})
+
+const renderReport = (report: Report): string => {
+  const table = Render.table(
+    report.failures,
+    [
+      { header: "POSITION", cell: (f) => String(f.position), align: "right" },
+      { header: "STREAM", cell: (f) => f.stream },
+      { header: "TYPE", cell: (f) => f.type ?? "-" },
+      { header: "V", cell: (f) => (f.schemaVersion === undefined ? "-" : String(f.schemaVersion)), align: "right" },
+      { header: "ERROR", cell: (f) => f.error.replace(/\s+/g, " ") }
+    ],
+    ""
+  )
+  const unchecked = report.unchecked > 0 ? `, ${report.unchecked} in categories with no codec (not checked)` : ""
+  const summary = `${report.checked} event(s) checked, ${report.failures.length} do not decode${unchecked}`
+  return table === "" ? summary : `${table}\n${summary}`
+}
 
 export const verify = Command.make("verify", { pageSize: pageSizeFlag }, ({ pageSize }) =>
   withDatabase(
     Effect.gen(function* () {
-      const json = yield* Json
       const codecs = (yield* config).codecs ?? {}
       if (Object.keys(codecs).length === 0) {
         return yield* ExitCode.fail(
@@ -37,73 +102,11 @@ export const verify = Command.make("verify", { pageSize: pageSizeFlag }, ({ page
           "No codecs to verify with: the config module (evently.config.ts, or --config) exports none"
         )
       }
-      const findings: Array<Finding> = []
-      let checked = 0
-      let unchecked = 0
-      let after = 0n
-      while (true) {
-        const page = yield* PgOperations.readPage(after, Math.max(1, pageSize))
-        if (page.length === 0) break
-        for (const { row } of page) {
-          if (Result.isFailure(row)) {
-            const e = row.failure
-            findings.push({
-              position: e.position,
-              stream: e.stream,
-              type: undefined,
-              schemaVersion: undefined,
-              error: e.reason
-            })
-            continue
-          }
-          const event = row.success
-          const codec = codecFor(codecs, event.category)
-          if (codec === undefined) {
-            unchecked++
-            continue
-          }
-          checked++
-          const decoded = yield* Effect.result(codec.decode(event))
-          if (Result.isFailure(decoded)) {
-            const e = decoded.failure
-            findings.push({
-              position: e.position,
-              stream: e.stream,
-              type: e.type,
-              schemaVersion: e.schemaVersion,
-              error: e.issue
-            })
-          }
-        }
-        after = page[page.length - 1]!.position
-      }
-      if (json) yield* Render.printJson({ checked, unchecked, failures: findings })
-      else {
-        if (findings.length > 0) {
-          yield* Console.log(
-            Render.table(
-              findings,
-              [
-                { header: "POSITION", cell: (f) => String(f.position), align: "right" },
-                { header: "STREAM", cell: (f) => f.stream },
-                { header: "TYPE", cell: (f) => f.type ?? "-" },
-                {
-                  header: "V",
-                  cell: (f) => (f.schemaVersion === undefined ? "-" : String(f.schemaVersion)),
-                  align: "right"
-                },
-                { header: "ERROR", cell: (f) => f.error.replace(/\s+/g, " ") }
-              ],
-              ""
-            )
-          )
-        }
-        yield* Console.log(
-          `${checked} event(s) checked, ${findings.length} do not decode${unchecked > 0 ? `, ${unchecked} in categories with no codec (not checked)` : ""}`
-        )
-      }
-      if (findings.length > 0) {
-        return yield* ExitCode.fail(ExitCode.Findings, `${findings.length} stored event(s) do not decode`)
+      const report = yield* scan(codecs, pageSize)
+      if (yield* Json) yield* Render.printJson(report)
+      else yield* Console.log(renderReport(report))
+      if (report.failures.length > 0) {
+        return yield* ExitCode.fail(ExitCode.Findings, `${report.failures.length} stored event(s) do not decode`)
       }
     })
   )
