@@ -1,7 +1,8 @@
 /**
  * The config module through which `evently` finds the application's codecs, machines and projections: a file
  * (`evently.config.ts` in the working directory, or the one `--config` names) whose default export is an
- * {@link EventlyConfig}. Node 24 runs a `.ts` config directly (type stripping); `.js` and `.mjs` work too.
+ * {@link EventlyConfig}. Node loads a `.ts` config directly (type stripping, on by default since Node 22.18); `.js` and
+ * `.mjs` work too.
  *
  * ```ts
  * // evently.config.ts
