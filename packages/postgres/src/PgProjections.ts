@@ -363,7 +363,7 @@ export const status = (
     const all = yield* builds(name)
     if (all.length === 0) return yield* new UnknownProjection({ projection: name, detail: "has no build" })
     return yield* Effect.forEach(all, (build) =>
-      Effect.map(subscriptions.status(build.subscription), (status) => ({ build, status }))
+      Effect.map(subscriptions.status(build.subscription), (subscription) => ({ build, status: subscription }))
     )
   })
 

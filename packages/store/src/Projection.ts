@@ -47,7 +47,7 @@ export type Handlers<A extends { readonly _tag: string }> = {
   readonly [K in A["_tag"]]?: (
     event: Extract<A, { readonly _tag: K }>,
     context: HandlerContext
-  ) => Effect.Effect<void, any, any>
+  ) => Effect.Effect<void, unknown, unknown>
 }
 
 /**
@@ -62,10 +62,10 @@ export type OnlyTags<H, A extends { readonly _tag: string }> = {
 }
 
 type ErrorOf<H> = {
-  [K in keyof H]-?: H[K] extends (...args: any) => Effect.Effect<any, infer E, any> ? E : never
+  [K in keyof H]-?: H[K] extends (...args: never) => Effect.Effect<unknown, infer E, unknown> ? E : never
 }[keyof H]
 type ServicesOf<H> = {
-  [K in keyof H]-?: H[K] extends (...args: any) => Effect.Effect<any, any, infer R> ? R : never
+  [K in keyof H]-?: H[K] extends (...args: never) => Effect.Effect<unknown, unknown, infer R> ? R : never
 }[keyof H]
 
 /**
@@ -135,8 +135,8 @@ export interface Projection<E, R> {
   readonly tables: Readonly<Record<string, TableDefinition>>
 }
 
-type SourceError<S> = S extends Source<infer E, any> ? E : never
-type SourceServices<S> = S extends Source<any, infer R> ? R : never
+type SourceError<S> = S extends Source<infer E, unknown> ? E : never
+type SourceServices<S> = S extends Source<unknown, infer R> ? R : never
 
 /**
  * Declares a projection from its sources (see {@link on}) and, for a table projection, its tables.
@@ -144,7 +144,7 @@ type SourceServices<S> = S extends Source<any, infer R> ? R : never
  * @since 0.1.0
  * @category constructors
  */
-export const make = <const S extends ReadonlyArray<Source<any, any>>>(options: {
+export const make = <const S extends ReadonlyArray<Source<unknown, unknown>>>(options: {
   readonly name: string
   readonly version: number
   readonly sources: S
@@ -152,7 +152,8 @@ export const make = <const S extends ReadonlyArray<Source<any, any>>>(options: {
 }): Projection<SourceError<S[number]>, SourceServices<S[number]>> => ({
   name: options.name,
   version: options.version,
-  sources: options.sources,
+  // Each source's error and services are among the union's: what the type of `make` says.
+  sources: options.sources as unknown as ReadonlyArray<Source<SourceError<S[number]>, SourceServices<S[number]>>>,
   categories: [...new Set(options.sources.map((source) => source.category))],
   eventTypes: [...new Set(options.sources.flatMap((source) => source.eventTypes))],
   tables: options.tables ?? {}
