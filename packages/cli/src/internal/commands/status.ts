@@ -3,6 +3,7 @@
  * transaction that holds the log back.
  */
 import * as PgOperations from "@evently/postgres/PgOperations"
+import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -59,18 +60,27 @@ export const renderStatus = (report: PgOperations.StatusReport): string => {
 const once = (json: boolean) =>
   Effect.flatMap(PgOperations.status, (report) => (json ? Render.printJson(report) : Console.log(renderStatus(report))))
 
+// Redrawn over the previous frame (cursor home, each line cleared to its end, the rest of the screen cleared), so
+// the table does not flicker; with --json, one document per line.
+const frame = (report: PgOperations.StatusReport, at: Date) =>
+  `\x1b[H${`${renderStatus(report)}\n\n${Render.date(at)} UTC; refreshing, Ctrl-C to stop`
+    .split("\n")
+    .map((line) => `${line}\x1b[K`)
+    .join("\n")}\x1b[J`
+
 const refresh = (json: boolean) =>
-  Effect.flatMap(PgOperations.status, (report) =>
-    json
-      ? Console.log(Render.toJson(report))
-      : Console.log(`\x1b[H\x1b[2J${renderStatus(report)}\n\n(refreshing; Ctrl-C to stop)`)
-  )
+  Effect.gen(function* () {
+    const report = yield* PgOperations.status
+    if (json) return yield* Console.log(Render.toJson(report))
+    yield* Console.log(frame(report, new Date(yield* Clock.currentTimeMillis)))
+  })
 
 export const status = Command.make("status", { watch: watchFlag, interval: intervalFlag }, ({ interval, watch }) =>
   withDatabase(
     Effect.gen(function* () {
       const json = yield* Json
       if (!watch) return yield* once(json)
+      if (!json) yield* Console.log("\x1b[2J")
       yield* Effect.repeat(refresh(json), Schedule.spaced(Duration.seconds(Math.max(1, interval))))
     })
   )
