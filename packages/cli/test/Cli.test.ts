@@ -131,6 +131,27 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "120 seconds" })("eve
       assert.isAtLeast(partition!.lagSeconds, 95)
       assert.isBelow(partition!.lagSeconds, 150)
       assert.isUndefined(partition!.worker)
+
+      // --watch --json: a document per refresh, until interrupted.
+      const frames: Array<string> = []
+      const watching = yield* runInProcess(
+        ["--url", url, "status", "--watch", "--interval", "1", "--json"],
+        frames,
+        []
+      ).pipe(Effect.forkScoped)
+      yield* until(
+        () => frames.length,
+        (n) => n >= 2,
+        "two refreshes"
+      )
+      yield* Fiber.interrupt(watching)
+      for (const frame of frames.slice(0, 2)) {
+        const watched = JSON.parse(frame) as { partitions: Array<{ subscription: string; lagEvents: number }> }
+        assert.deepStrictEqual(
+          watched.partitions.filter((p) => p.subscription === "lagging").map((p) => p.lagEvents),
+          [3]
+        )
+      }
     }).pipe(Effect.scoped)
   )
 
