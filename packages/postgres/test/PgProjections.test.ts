@@ -102,7 +102,18 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
         (select count(*)::int from evently_checkpoints where subscription = 'projection:items:v1') as checkpoints`
       assert.deepStrictEqual(left, { tables: 0, checkpoints: 0 })
       assert.deepStrictEqual(yield* stateOf("items"), ["v2b1 active"])
-      yield* Fiber.interrupt(v2)
+
+      // Version 1 deployed again (an old process started late): it is built, but never takes over from version 2.
+      const late = yield* Effect.forkChild(PgProjections.run(ItemsV1, fast))
+      yield* Effect.repeat(stateOf("items"), {
+        until: (states) => states.includes("v1b1 retired"),
+        schedule: Schedule.spaced("20 millis")
+      })
+      assert.deepStrictEqual(yield* stateOf("items"), ["v1b1 retired", "v2b1 active"])
+      const [view] = yield* sql<{ columns: number }>`select count(*)::int as columns from information_schema.columns
+        where table_name = 'items'`
+      assert.strictEqual(view!.columns, 4)
+      yield* Effect.forEach([late, v2], Fiber.interrupt)
     })
   )
 })
