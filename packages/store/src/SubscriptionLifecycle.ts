@@ -38,7 +38,8 @@ export interface Place {
  * A partition's phase. `Standby.heldByPid` is the database backend pid of the session holding the partition when the
  * adapter knows it (Postgres), `undefined` when the holder is in this process or unknown. `CatchingUp` counts the
  * matching events `behind` the head as of the session's start and those `done` so far; `CaughtUp` the `events`
- * handled to get there and the `seconds` it took. `Recovering.attempt` counts the restarts without progress.
+ * handled to get there and the `seconds` it took. `Recovering.attempt` counts `run`'s restarts without progress (0
+ * when the adapter reconnects a session by itself).
  *
  * @since 0.1.0
  * @category models
