@@ -162,6 +162,14 @@ const behind = (
     return row!.behind
   })
 
+// The build's checkpoints as one string: it changes when any partition commits.
+const progressOf = (sql: SqlClient.SqlClient, t: PgSchema.TableNames, build: Build) =>
+  Effect.map(
+    sql<{ progress: string | null }>`select string_agg(transaction_id::text || ':' || position, ',' order by partition)
+      as progress from ${sql(t.checkpoints)} where subscription = ${build.subscription}`,
+    ([row]) => row?.progress ?? ""
+  )
+
 // Points each reader's view at the build's table; drops the views of tables the build no longer has.
 const pointViews = (sql: SqlClient.SqlClient, build: Build, previous: Build | undefined) =>
   Effect.gen(function* () {
@@ -206,9 +214,17 @@ export const trySwitch = (
       }
       const filter = Projection.filterOf(projection)
       const deadline = (yield* Clock.currentTimeMillis) + wait
+      let seen = yield* progressOf(sql, t, build)
+      let still = 0
       while (yield* behind(sql, t, build, active, filter)) {
         if ((yield* Clock.currentTimeMillis) >= deadline) return "Behind" as const
         yield* Effect.sleep("5 millis")
+        const now = yield* progressOf(sql, t, build)
+        // No commit of the new build for 100 ms: it cannot commit while this transaction runs (PGlite's one
+        // session), or it is slow; either way, let go and try again later rather than hold the active build back.
+        still = now === seen ? still + 1 : 0
+        seen = now
+        if (still >= 20) return "Behind" as const
       }
       yield* pointViews(sql, build, active)
       yield* sql`update ${sql(t.projections)} set state = 'retired', retired_at = now()
