@@ -1,4 +1,5 @@
 import { assert, describe, it as vitest, layer } from "@effect/vitest"
+import * as Subscriptions from "@evently/store/Subscriptions"
 import * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -9,9 +10,13 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Checkpoint from "../src/internal/subscriptions/checkpoint.ts"
+import * as Committer from "../src/internal/subscriptions/committer.ts"
 import * as Connection from "../src/internal/subscriptions/connection.ts"
+import { filterFragment } from "../src/internal/subscriptions/cursor.ts"
 import * as Lease from "../src/internal/subscriptions/lease.ts"
-import { layerSubscriptions } from "./helpers.ts"
+import * as Reader from "../src/internal/subscriptions/reader.ts"
+import { PgSchema } from "@evently/postgres"
+import { insertEvents, layerSubscriptions } from "./helpers.ts"
 
 // The parts of a Postgres subscription session, each on its own.
 
@@ -109,5 +114,84 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       assert.deepStrictEqual(waits, [undefined])
       yield* Fiber.interrupt(second)
     })
+  )
+
+  it.effect("committer: a failed commit poisons it; later commits fail at once without touching the checkpoint", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const advanced: Array<bigint> = []
+      let failNext = false
+      const checkpoints: Checkpoint.CheckpointStore = {
+        initial: { tx: 1n, pos: 0n },
+        advance: (_from, to) =>
+          Effect.suspend(() => {
+            if (failNext) return Effect.fail(new Subscriptions.LeaseLost({ subscription: "c", partition: 0 }))
+            advanced.push(to.pos)
+            return Effect.void
+          }),
+        advanceInTransaction: () => Effect.void,
+        committed: () => {},
+        park: () => Effect.void
+      }
+      const session = yield* Scope.make()
+      const committer = yield* Committer.make(sql, checkpoints, { subscription: "c", partition: "0" }).pipe(
+        Scope.provide(session)
+      )
+      yield* committer.commit({ tx: 1n, pos: 5n }, 5)
+      // A batch at or before the committed checkpoint commits nothing.
+      yield* committer.commit({ tx: 1n, pos: 3n }, 3)
+      failNext = true
+      assert.strictEqual((yield* Effect.flip(committer.commit({ tx: 1n, pos: 10n }, 5)))._tag, "LeaseLost")
+      failNext = false
+      // Poisoned: a batch read ahead does not commit over the one whose commit failed.
+      assert.strictEqual((yield* Effect.flip(committer.commit({ tx: 1n, pos: 15n }, 5)))._tag, "LeaseLost")
+      assert.deepStrictEqual(advanced, [5n])
+      assert.deepStrictEqual(committer.committed(), { tx: 1n, pos: 5n })
+
+      // The end of the session poisons a fresh committer too.
+      const other = yield* Scope.make()
+      const late = yield* Committer.make(
+        sql,
+        { ...checkpoints, initial: { tx: 1n, pos: 5n } },
+        {
+          subscription: "c",
+          partition: "0"
+        }
+      ).pipe(Scope.provide(other))
+      yield* Scope.close(other, Exit.void)
+      const ended = yield* Effect.flip(late.commit({ tx: 1n, pos: 20n }, 5))
+      assert.include(ended.message, "the session that read this batch has ended")
+      assert.deepStrictEqual(advanced, [5n])
+      yield* Scope.close(session, Exit.void)
+    })
+  )
+
+  it.effect("reader: the count behind is what the reader can read now, never events behind an open transaction", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* PgSchema.Tables
+      const settings: Reader.PageSettings = {
+        sql,
+        t,
+        connection: yield* Connection.reserve(sql),
+        where: filterFragment(sql, { categories: ["rd"] }, 1, 0),
+        batchSize: 100
+      }
+      const before = yield* insertEvents("rd-1", 5)
+      // A transaction with an id, still open: what commits after it may sort before what it will write.
+      const open = yield* Connection.reserve(sql)
+      yield* open.query("begin", sql`begin`)
+      yield* open.query("take an id", sql`select pg_current_xact_id()::text as id`)
+      yield* insertEvents("rd-1", 3)
+      const start = { tx: 0n, pos: 0n }
+      assert.strictEqual(yield* Reader.countBehind(settings, start), 5)
+      assert.deepStrictEqual(
+        (yield* Reader.readPage(settings, start)).map((row) => BigInt(row.position)),
+        before
+      )
+      yield* open.query("rollback", sql`rollback`)
+      assert.strictEqual(yield* Reader.countBehind(settings, start), 8)
+      assert.strictEqual((yield* Reader.readPage(settings, start)).length, 8)
+    }).pipe(Effect.scoped)
   )
 })

@@ -68,8 +68,11 @@ export interface ReaderSettings {
   readonly batchOf: (events: ReadonlyArray<EventStore.RecordedEvent>, to: Cursor) => Subscriptions.Batch
 }
 
+/** What a page or a count of the events after a cursor needs. */
+export type PageSettings = Pick<ReaderSettings, "sql" | "t" | "connection" | "where" | "batchSize">
+
 /** The events after `cursor` that no running transaction can still commit behind, one page. */
-export const readPage = (settings: ReaderSettings, cursor: Cursor) => {
+export const readPage = (settings: PageSettings, cursor: Cursor) => {
   const { sql, t } = settings
   return settings.connection.query<EventRow.EventRow>(
     "read",
@@ -87,7 +90,7 @@ export const readPage = (settings: ReaderSettings, cursor: Cursor) => {
  * How many matching events lie after `cursor` below the oldest running transaction: the events a session starting
  * there has to catch up with (those that commit later come after all of them in the reader's order).
  */
-export const countBehind = (settings: ReaderSettings, cursor: Cursor) => {
+export const countBehind = (settings: PageSettings, cursor: Cursor) => {
   const { sql, t } = settings
   return settings.connection
     .query<{ behind: number }>(
