@@ -141,6 +141,39 @@ type SourceServices<S> = S extends Source<unknown, infer R> ? R : never
 /**
  * Declares a projection from its sources (see {@link on}) and, for a table projection, its tables.
  *
+ * @example
+ * ```ts
+ * import { EventCodec } from "@evently/store"
+ * import * as Projection from "@evently/store/Projection"
+ * import * as Effect from "effect/Effect"
+ * import * as Schema from "effect/Schema"
+ * import * as SqlClient from "effect/sql/SqlClient"
+ *
+ * const Events = Schema.TaggedUnion({ Opened: { owner: Schema.String }, Closed: {} })
+ * const Codec = EventCodec.make(Events)
+ *
+ * // Readers query the view `owners`; each version writes its own table behind it.
+ * export const Owners = Projection.make({
+ *   name: "owners",
+ *   version: 1,
+ *   tables: {
+ *     owners: (sql, table) => sql`create table ${sql(table)} (account text primary key, owner text not null)`
+ *   },
+ *   sources: [
+ *     Projection.on("account", Codec, {
+ *       Opened: (event, ctx) =>
+ *         Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ *           sql`insert into ${sql(ctx.tables.owners!)} values (${ctx.recorded.stream}, ${event.owner})`
+ *         ),
+ *       Closed: (_, ctx) =>
+ *         Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ *           sql`delete from ${sql(ctx.tables.owners!)} where account = ${ctx.recorded.stream}`
+ *         )
+ *     })
+ *   ]
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
