@@ -50,7 +50,8 @@ const untilActive = (subs: Subscriptions.Subscriptions["Service"], name: string)
 
 /**
  * Watches the lifecycle of every subscription of the service into an array, from before the returned effect ends:
- * it waits until the watcher has seen the `Started` of a probe run (so it is subscribed), then stops the probe.
+ * it waits until the watcher has seen the `Started` of a probe run (so it is subscribed) and the probe has caught up
+ * with what was appended before, then stops the probe.
  *
  * @since 0.1.0
  * @category suites
@@ -63,6 +64,9 @@ export const watchLifecycle = Effect.fnUntraced(function* (subs: Subscriptions.S
   )
   const probe = yield* subs.run("lifecycle-probe", () => Effect.void, { ephemeral: true }).pipe(Effect.forkChild)
   yield* until(() => seen.some((event) => event.subscription === "lifecycle-probe"))
+  // Once the probe has read everything appended before, a new session counts all of it as behind: on Postgres a
+  // transaction still open elsewhere on the server would otherwise hold some of it back from the count.
+  yield* subs.waitUntilCaughtUp("lifecycle-probe")
   yield* Fiber.interrupt(probe)
   return seen
 })
