@@ -61,8 +61,8 @@ export const Phase = Schema.TaggedUnion({
 export type Phase = typeof Phase.Type
 
 /**
- * One change of a partition's phase: which subscription and partition, which `worker` (a number unique in this
- * process, telling apart two runs of one partition, such as an active one and a standby), its `sequence` among all
+ * One change of a partition's phase: which subscription and partition, which `worker` (a number unique within the
+ * service, telling apart two runs of one partition, such as an active one and a standby), its `sequence` among all
  * lifecycle events of the service, and when (`at`, epoch milliseconds).
  *
  * @since 0.1.0
