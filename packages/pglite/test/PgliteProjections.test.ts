@@ -32,20 +32,22 @@ const Embedded = Layer.mergeAll(
   )
 )
 
-// Notes: each Written event is a row, with whether it was handled as history.
+// Notes: each Written event is a row, with whether it was handled as history. The tables are declared first, so
+// that the handlers know their names (`ctx.tables.notes`).
+const noteTables = Projection.tables({
+  notes: (sql, table) =>
+    sql`create table ${sql(table)} (id text primary key, text text not null, replaying bool not null)`
+})
 const notes = Projection.make({
   name: "notes",
   version: 1,
-  tables: {
-    notes: (sql, table) =>
-      sql`create table ${sql(table)} (id text primary key, text text not null, replaying bool not null)`
-  },
+  tables: noteTables,
   sources: [
-    Projection.on("note", NoteCodec, {
+    noteTables.on("note", NoteCodec, {
       Written: (event, ctx) =>
         Effect.flatMap(
           SqlClient.SqlClient,
-          (sql) => sql`insert into ${sql(ctx.tables.notes!)} (id, text, replaying)
+          (sql) => sql`insert into ${sql(ctx.tables.notes)} (id, text, replaying)
             values (${ctx.recorded.eventId}, ${event.text}, ${ctx.replaying})`
         )
     })

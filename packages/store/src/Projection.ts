@@ -31,22 +31,22 @@ import * as Subscriptions from "./Subscriptions.ts"
  * @since 0.1.0
  * @category models
  */
-export interface HandlerContext {
+export interface HandlerContext<T extends string = string> {
   readonly recorded: EventStore.RecordedEvent
   readonly replaying: boolean
-  readonly tables: Readonly<Record<string, string>>
+  readonly tables: { readonly [K in T]: string }
 }
 
 /**
- * One handler per event tag, each optional; the event is narrowed to its tag.
+ * One handler per event tag, each optional; the event is narrowed to its tag, the context knows the tables `T`.
  *
  * @since 0.1.0
  * @category models
  */
-export type Handlers<A extends { readonly _tag: string }> = {
+export type Handlers<A extends { readonly _tag: string }, T extends string = string> = {
   readonly [K in A["_tag"]]?: (
     event: Extract<A, { readonly _tag: K }>,
-    context: HandlerContext
+    context: HandlerContext<T>
   ) => Effect.Effect<void, unknown, unknown>
 }
 
@@ -120,6 +120,45 @@ export const on = <A extends { readonly _tag: string }, H extends Handlers<A>>(
 export type TableDefinition = (sql: SqlClient.SqlClient, table: string) => Effect.Effect<unknown, SqlError.SqlError>
 
 /**
+ * A table projection's tables, declared before its sources so that their handlers know the tables' names:
+ * `const tables = Projection.tables({ items: ... })`, then `tables.on(category, codec, handlers)` (where
+ * `ctx.tables.items` is typed, and an undeclared name does not compile) and `Projection.make({ tables, ... })`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tables<T extends string> {
+  readonly definitions: { readonly [K in T]: TableDefinition }
+  readonly on: <A extends { readonly _tag: string }, H extends Handlers<A, T>>(
+    category: string,
+    codec: EventCodec.EventCodec<A>,
+    handlers: H & OnlyTags<H, A>
+  ) => Source<ErrorOf<H>, ServicesOf<H>>
+}
+
+/**
+ * Declares a table projection's tables (see {@link Tables}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const tables = <const T extends string>(definitions: { readonly [K in T]: TableDefinition }): Tables<T> => ({
+  definitions,
+  // The context's tables are the declared ones at runtime; only their type is narrower.
+  on: (category, codec, handlers) => on(category, codec, handlers as never)
+})
+
+const definitionsOf = (
+  declared: Readonly<Record<string, TableDefinition>> | Tables<string> | undefined
+): Readonly<Record<string, TableDefinition>> => {
+  if (declared === undefined) return {}
+  const maybe = declared as Partial<Tables<string>>
+  return typeof maybe.on === "function" && typeof maybe.definitions === "object"
+    ? maybe.definitions
+    : (declared as Readonly<Record<string, TableDefinition>>)
+}
+
+/**
  * A projection: its name, its version (a new version is built from the beginning beside the old one), its sources,
  * the categories and event types they read, and its tables (by the name readers use; none for a consumer).
  *
@@ -181,7 +220,7 @@ export const make = <const S extends ReadonlyArray<Source<unknown, unknown>>>(op
   readonly name: string
   readonly version: number
   readonly sources: S
-  readonly tables?: Readonly<Record<string, TableDefinition>> | undefined
+  readonly tables?: Readonly<Record<string, TableDefinition>> | Tables<string> | undefined
 }): Projection<SourceError<S[number]>, SourceServices<S[number]>> => ({
   name: options.name,
   version: options.version,
@@ -189,7 +228,7 @@ export const make = <const S extends ReadonlyArray<Source<unknown, unknown>>>(op
   sources: options.sources as unknown as ReadonlyArray<Source<SourceError<S[number]>, SourceServices<S[number]>>>,
   categories: [...new Set(options.sources.map((source) => source.category))],
   eventTypes: [...new Set(options.sources.flatMap((source) => source.eventTypes))],
-  tables: options.tables ?? {}
+  tables: definitionsOf(options.tables)
 })
 
 /**

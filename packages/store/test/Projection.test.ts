@@ -44,6 +44,18 @@ describe("Projection", () => {
     assert.deepStrictEqual(source.eventTypes, ["Deposited"])
   })
 
+  it("types the tables' names in the handlers of Projection.tables(...).on (compiled by tsc -b)", () => {
+    const tables = Projection.tables({ ledger: (sql, table) => sql`create table ${sql(table)} (id text)` })
+    const source = tables.on("account", Codec, {
+      Opened: (_, ctx) => Effect.sync(() => ctx.tables.ledger.length),
+      // @ts-expect-error "journal" is not a declared table
+      Closed: (_, ctx) => Effect.sync(() => ctx.tables.journal)
+    })
+    const projection = Projection.make({ name: "ledger", version: 1, tables, sources: [source] })
+    assert.deepStrictEqual(Object.keys(projection.tables), ["ledger"])
+    assert.deepStrictEqual(projection.eventTypes, ["Opened", "Closed"])
+  })
+
   it("derives its categories and event types from the handlers", () => {
     const projection = Projection.make({
       name: "balances",
