@@ -286,7 +286,8 @@ const reportProgress = (projection: Projection.Projection<unknown, unknown>, bui
  * from the beginning, a replay boundary at this moment, so every event already committed is `replaying`), runs it
  * in this process (the processes that `run` the version pick it up too, within their `registryPollInterval`) while
  * the active build keeps serving, and returns the new build once it has taken over. Run with a version higher than
- * the active one, it deploys that version. Progress goes to `onProgress`.
+ * the active one, it deploys that version. Progress goes to `onProgress`. Give it the same `partitions` as the
+ * processes that run the version: they share the new build's subscription.
  *
  * @since 0.1.0
  * @category running
