@@ -34,7 +34,18 @@ import * as Registry from "./internal/projections/registry.ts"
  * @since 0.1.0
  * @category models
  */
-export type Build = Registry.Build
+export interface Build {
+  readonly subscription: string
+  readonly name: string
+  readonly version: number
+  readonly build: number
+  readonly state: "building" | "active" | "retired"
+  /** Physical table by the name readers use. */
+  readonly tables: Readonly<Record<string, string>>
+  readonly startedAt: Date
+  readonly activatedAt: Date | null
+  readonly retiredAt: Date | null
+}
 
 /**
  * An operation named a projection (or a version or build of it) that the registry does not have.

@@ -7,22 +7,11 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
+import type { Build } from "../../PgProjections.ts"
 import * as PgSchema from "../../PgSchema.ts"
 import * as PgTransaction from "../../PgTransaction.ts"
 
-/** One build of a projection's version, as the registry keeps it. */
-export interface Build {
-  readonly subscription: string
-  readonly name: string
-  readonly version: number
-  readonly build: number
-  readonly state: "building" | "active" | "retired"
-  /** Physical table by the name readers use. */
-  readonly tables: Readonly<Record<string, string>>
-  readonly startedAt: Date
-  readonly activatedAt: Date | null
-  readonly retiredAt: Date | null
-}
+export type { Build }
 
 interface BuildRow {
   readonly subscription: string
