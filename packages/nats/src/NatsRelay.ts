@@ -1,0 +1,242 @@
+/**
+ * Publish after commit: a checkpointed subscription that relays each matching event to a JetStream subject. Each
+ * batch is published in order with asynchronous acks (bounded in flight) and the checkpoint moves only once JetStream
+ * acknowledged every message of it; a failed or unacknowledged publish fails the batch, which is published again
+ * from the checkpoint after a backoff. The event id is the message's `Nats-Msg-Id`, so JetStream drops what it
+ * already holds (within its duplicate window): each event lands once, in per-stream order.
+ *
+ * @since 0.1.0
+ */
+import type * as EventStore from "@evently/store/EventStore"
+import * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
+import * as Subscriptions from "@evently/store/Subscriptions"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Stream from "effect/Stream"
+import * as Publisher from "./internal/publisher.ts"
+import * as JetStreamStream from "./JetStreamStream.ts"
+import * as NatsClient from "./NatsClient.ts"
+import * as Subjects from "./Subjects.ts"
+
+/**
+ * The relay: its subscription `name` (default `nats-relay`; one active worker per partition across processes), the
+ * JetStream `stream` it publishes into (created when `create` is set, otherwise checked), the subject `prefix`
+ * (default `evently`) or a `subject` function (default `<prefix>.<category>.<type>`; `Subjects.microcosm(prefix)` for
+ * microcosm's names), `maxInFlight` publishes awaiting their ack (default 256), the `recovery` backoff after a failed
+ * batch, and the subscription's own options (`categories`, `eventTypes`, `start`, `batchSize` (default 500),
+ * `partitions`, `partition`, `pollInterval`, lifecycle reporting).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Omit<Subscriptions.SubscribeOptions, "ephemeral">, SubscriptionLifecycle.Reporting {
+  readonly name?: string | undefined
+  readonly stream: JetStreamStream.Settings
+  readonly create?: boolean | undefined
+  readonly prefix?: string | undefined
+  readonly subject?: Subjects.SubjectOf | undefined
+  readonly maxInFlight?: number | undefined
+  readonly recovery?: Subscriptions.Recovery | undefined
+}
+
+/**
+ * The default subscription name of the relay.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultName = "nats-relay"
+
+/**
+ * Messages sent to JetStream (attribute `stream`, the JetStream stream).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const published = Metric.counter("evently_nats_published", {
+  description: "Messages the relay sent to JetStream"
+})
+
+/**
+ * Messages JetStream acknowledged (duplicates included).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const acked = Metric.counter("evently_nats_acked", { description: "Messages JetStream acknowledged" })
+
+/**
+ * Acknowledged messages JetStream already held (a batch published again after a fault).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const duplicates = Metric.counter("evently_nats_duplicates", {
+  description: "Messages JetStream acknowledged as duplicates of ones it held"
+})
+
+/**
+ * Batches that failed to publish (and will be published again from the checkpoint).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failures = Metric.counter("evently_nats_failures", {
+  description: "Batches the relay failed to publish"
+})
+
+/**
+ * Seconds from the commit of the last event of a batch to JetStream's ack of it.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lagSeconds = Metric.gauge("evently_nats_lag_seconds", {
+  description: "Seconds from the commit of the last relayed event to its ack by JetStream"
+})
+
+/**
+ * The errors that end the relay: those of its subscription, a subject function's {@link Subjects.InvalidSubject},
+ * a missing or unfit JetStream stream, a failed JetStream request at start.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RelayError =
+  | Subscriptions.SubscriptionError
+  | Subscriptions.HandlerFailed
+  | Subjects.InvalidSubject
+  | JetStreamStream.MissingStream
+  | JetStreamStream.StreamMismatch
+  | JetStreamStream.JetStreamFailure
+
+const optionsProblem = (options: Options): string | undefined => {
+  const max = options.maxInFlight
+  if (max !== undefined && (!Number.isSafeInteger(max) || max < 1 || max > 65_536)) {
+    return `maxInFlight must be a whole number from 1 to 65536, not ${max}`
+  }
+  const prefix = options.prefix
+  if (prefix !== undefined && Subjects.problem(prefix) !== undefined) {
+    return `the subject prefix ${JSON.stringify(prefix)}: ${Subjects.problem(prefix)}`
+  }
+  return typeof options.stream?.name === "string" &&
+    options.stream.name.length > 0 &&
+    !/[\s.*>]/.test(options.stream.name)
+    ? undefined
+    : `the JetStream stream name must be non-empty, without whitespace, '.', '*' or '>'`
+}
+
+const traceParent = Effect.map(Effect.option(Effect.currentSpan), (span) =>
+  span._tag === "Some" && /^[0-9a-f]{32}$/.test(span.value.traceId) && /^[0-9a-f]{16}$/.test(span.value.spanId)
+    ? `00-${span.value.traceId}-${span.value.spanId}-01`
+    : undefined
+)
+
+/**
+ * Runs the relay until interrupted: makes sure the stream can take its messages, then relays every matching event
+ * committed after its checkpoint (from `start` the first time), forever. Any number of processes may run it; one is
+ * active per partition, the others stand by.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = (
+  options: Options
+): Effect.Effect<never, RelayError, Subscriptions.Subscriptions | NatsClient.NatsClient> =>
+  Effect.gen(function* () {
+    const name = options.name ?? defaultName
+    const reason = optionsProblem(options)
+    if (reason !== undefined) return yield* new Subscriptions.InvalidSubscription({ subscription: name, reason })
+    const prefix = options.prefix ?? Subjects.defaultPrefix
+    const subjectOf = options.subject ?? Subjects.byCategoryAndType(prefix)
+    const maxInFlight = options.maxInFlight ?? 256
+    const attributes = { stream: options.stream.name }
+    yield* JetStreamStream.ensure(options.stream, { create: options.create, prefix })
+    const { jetstream } = yield* NatsClient.NatsClient
+    const subscriptions = yield* Subscriptions.Subscriptions
+    const lifecycles = yield* SubscriptionLifecycle.make
+
+    const publish = (batch: Subscriptions.Batch) =>
+      Effect.gen(function* () {
+        const parent = yield* traceParent
+        const outcome = yield* Publisher.publishBatch(
+          jetstream,
+          options.stream.name,
+          batch.events,
+          subjectOf,
+          maxInFlight,
+          parent,
+          (count) => Metric.update(Metric.withAttributes(published, attributes), count)
+        ).pipe(Effect.tapError(() => Metric.update(Metric.withAttributes(failures, attributes), 1)))
+        yield* Metric.update(Metric.withAttributes(acked, attributes), outcome.acked)
+        yield* Metric.update(Metric.withAttributes(duplicates, attributes), outcome.duplicates)
+        const last = batch.events[batch.events.length - 1]
+        if (last !== undefined) {
+          const now = yield* Clock.currentTimeMillis
+          yield* Metric.update(
+            Metric.withAttributes(lagSeconds, attributes),
+            (now - DateTime.toEpochMillis(last.recordedAt)) / 1000
+          )
+        }
+      }).pipe(
+        Effect.withSpan("NatsRelay.publish", {
+          attributes: {
+            subscription: batch.subscription,
+            partition: batch.partition,
+            "jetstream.stream": options.stream.name,
+            events: batch.events.length,
+            "position.first": String(batch.events[0]?.position ?? ""),
+            "position.last": String(batch.events[batch.events.length - 1]?.position ?? ""),
+            "correlation.id": batch.events[0]?.metadata.correlationId ?? ""
+          }
+        })
+      )
+
+    // Each batch publishes, awaits every ack, and only then commits its checkpoint.
+    const relayed = (batch: Subscriptions.Batch): Subscriptions.Batch => ({
+      subscription: batch.subscription,
+      partition: batch.partition,
+      events: batch.events,
+      checkpoint: batch.checkpoint,
+      commit: Effect.andThen(publish(batch), batch.commit),
+      commitWith: (effect) => Effect.andThen(publish(batch), batch.commitWith(effect)),
+      isolate: batch.isolate,
+      park: batch.park
+    })
+    const subscribe = (subscription: string, subscribeOptions?: Subscriptions.SubscribeOptions) =>
+      Stream.map(subscriptions.subscribe(subscription, subscribeOptions), relayed)
+
+    // The handler only checks each event's subject (a bad subject function stops the relay with InvalidSubject);
+    // publishing happens at commit, per batch.
+    const check = (event: EventStore.RecordedEvent) => {
+      const subject = subjectOf(event)
+      const problem = Subjects.problem(subject)
+      return problem === undefined
+        ? Effect.void
+        : Effect.fail(
+            new Subjects.InvalidSubject({ subject: String(subject), eventId: event.eventId, reason: problem })
+          )
+    }
+    const {
+      name: _n,
+      stream: _s,
+      create: _c,
+      prefix: _p,
+      subject: _f,
+      maxInFlight: _m,
+      recovery: _r,
+      ...rest
+    } = options
+    return yield* Subscriptions.makeRun(
+      subscribe,
+      options.recovery ?? { initialDelay: "200 millis", maxDelay: "30 seconds" },
+      undefined,
+      lifecycles
+    )(name, check, { batchSize: 500, ...rest, onError: Subscriptions.Stop, transactional: false }).pipe(
+      Effect.catchTag("HandlerFailed", (error) =>
+        Effect.fail(error.cause instanceof Subjects.InvalidSubject ? error.cause : error)
+      )
+    )
+  })
