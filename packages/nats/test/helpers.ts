@@ -34,7 +34,8 @@ export const layerStore = Layer.mergeAll(
 /** A name no other test run uses (JetStream streams and subject prefixes live on the shared broker). */
 export const unique = (label: string) => `${label}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`
 
-const freePort = Effect.callback<number>((resume) => {
+/** A TCP port nothing listens on (at the time of the call). */
+export const freePort = Effect.callback<number>((resume) => {
   const server = createServer()
   server.listen(0, "127.0.0.1", () => {
     const address = server.address()
