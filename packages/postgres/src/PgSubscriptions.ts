@@ -133,7 +133,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const ephemerals = Ephemeral.makeRegistry(sql, t)
   const lifecycles = yield* SubscriptionLifecycle.make
 
-  // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it.
+  // Inside `commitWith`'s transaction a nested transaction is a savepoint: a failed handling rolls back to it. `run`
+  // isolates events only when a batch's handler failed (see `Batch.tryCommitWith`).
   const isolate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     PgTransaction.withTransactionOn(sql, effect).pipe(
       Effect.mapError((error) => (SqlError.isSqlError(error) ? storage("handle")(error) : error))
@@ -177,6 +178,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               checkpoint: { transactionId: to.tx, position: to.pos },
               commit: committer.commit(to, events.length),
               commitWith: (effect) => committer.commitWith(to, events.length, effect),
+              tryCommitWith: (effect) => committer.tryCommitWith(to, events.length, effect),
               isolate,
               park: committer.park
             })

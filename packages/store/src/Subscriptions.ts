@@ -465,6 +465,18 @@ export interface Batch {
    * on Postgres): the transaction stays usable for a retry, for parking the event, and for the rest of the batch.
    */
   readonly isolate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SubscriptionError, R>
+  /**
+   * `commitWith`, except that a failure of `effect` itself (not of the commit) leaves the batch as it was: the
+   * transaction rolls back and the batch can be committed again, where `commitWith` ends the session so that no later
+   * batch commits over it. Only adapters whose `commitWith` is a database transaction have it (Postgres, PGlite):
+   * `run` handles a transactional batch through it without a savepoint per event, and redoes the batch event by event
+   * when a handler fails.
+   *
+   * @since 0.2.0
+   */
+  readonly tryCommitWith?:
+    | (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SubscriptionError, R>)
+    | undefined
   readonly park: (event: EventStore.RecordedEvent, error: unknown) => Effect.Effect<void, SubscriptionError>
 }
 
@@ -715,6 +727,18 @@ const backoff = (recovery: Recovery | undefined, failures: number) =>
     return Duration.millis(Math.round(delay * (0.8 + 0.4 * random)))
   })
 
+// The first handler failure in a batch handled without savepoints: its transaction rolls back, and the batch is
+// handled again with a savepoint per event.
+class Declined {
+  readonly event: EventStore.RecordedEvent
+  readonly error: unknown
+  constructor(event: EventStore.RecordedEvent, error: unknown) {
+    this.event = event
+    this.error = error
+  }
+}
+const isDeclined = (error: unknown): error is Declined => error instanceof Declined
+
 /**
  * Builds `run` from a `subscribe`: each partition is a loop that handles each event of a batch under the error
  * policy, then commits the batch (inside one transaction with the handler when `transactional`). A fault that a retry
@@ -742,12 +766,12 @@ export const makeRun =
     const policy = options?.onError ?? Stop
     const stop = (event: EventStore.RecordedEvent, cause: unknown): Effect.Effect<never, HandlerFailed> =>
       Effect.fail(new HandlerFailed({ subscription: name, position: event.position, eventId: event.eventId, cause }))
+    const handling = (event: EventStore.RecordedEvent) => transientDefectsAsFaults(Effect.suspend(() => handler(event)))
     const handleOne = (
       batch: Batch,
-      event: EventStore.RecordedEvent
+      event: EventStore.RecordedEvent,
+      attempt: Effect.Effect<void, unknown, R>
     ): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
-      const handling = transientDefectsAsFaults(Effect.suspend(() => handler(event)))
-      const attempt = options?.transactional === true ? batch.isolate(handling) : handling
       switch (policy._tag) {
         case "Stop":
           return Effect.catch(attempt, (error): Effect.Effect<never, SubscriptionError | HandlerFailed> =>
@@ -769,9 +793,42 @@ export const makeRun =
           )
       }
     }
+    // Each event of the batch under the policy, each attempt made by `attemptOf`.
+    const handleAll = (batch: Batch, attemptOf: (event: EventStore.RecordedEvent) => Effect.Effect<void, unknown, R>) =>
+      Effect.forEach(batch.events, (event) => handleOne(batch, event, attemptOf(event)), { discard: true })
+    // Each event in a savepoint of its own, so that a failure undoes its own writes only. The event whose failure
+    // made the batch start over begins with that failure (its handler is not run again for it), so that the policy
+    // sees the attempts it would have seen.
+    const isolated = (batch: Batch, declined?: Declined) =>
+      handleAll(batch, (event) => {
+        const attempt = batch.isolate(handling(event))
+        if (declined?.event !== event) return attempt
+        let replay = true
+        return Effect.suspend(() => {
+          if (!replay) return attempt
+          replay = false
+          return batch.isolate(Effect.fail(declined.error))
+        })
+      })
+    // Every event without a savepoint; the first failure of a handler fails the whole batch with `Declined`.
+    const optimistic = (batch: Batch) =>
+      Effect.forEach(
+        batch.events,
+        (event) =>
+          Effect.catch(handling(event), (error): Effect.Effect<never, SubscriptionError | Declined> =>
+            isFault(error) ? fault(error) : Effect.fail(new Declined(event, error))
+          ),
+        { discard: true }
+      )
     const handleBatch = (batch: Batch) => {
-      const body = Effect.forEach(batch.events, (event) => handleOne(batch, event), { discard: true })
-      return options?.transactional === true ? batch.commitWith(body) : Effect.andThen(body, batch.commit)
+      if (options?.transactional !== true) return Effect.andThen(handleAll(batch, handling), batch.commit)
+      // A failure ends the run and the whole transaction rolls back: nothing to isolate.
+      if (policy._tag === "Stop") return batch.commitWith(handleAll(batch, handling))
+      if (batch.tryCommitWith === undefined) return batch.commitWith(isolated(batch))
+      // Optimistic: no savepoint unless a handler fails; then the transaction rolls back and the batch is redone.
+      return batch
+        .tryCommitWith(optimistic(batch))
+        .pipe(Effect.catchIf(isDeclined, (declined) => batch.commitWith(isolated(batch, declined))))
     }
     const runPartition = (
       runOptions: RunOptions | undefined,

@@ -46,9 +46,11 @@ export const make = Effect.fnUntraced(function* (
       })
     )
   )
-  const poisonOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  // `keeps(error)`: a failure that leaves the committer usable (the batch's own, rolled back, to be redone).
+  const poisonOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>, keeps: (error: E) => boolean = () => false) =>
     Effect.tapError(effect, (error) =>
       Effect.sync(() => {
+        if (keeps(error)) return
         poisoned ??=
           error instanceof Subscriptions.SubscriptionStorageError || error instanceof Subscriptions.LeaseLost
             ? error
@@ -56,12 +58,16 @@ export const make = Effect.fnUntraced(function* (
       })
     )
   // Poisons inside the permit, so no commit can slip in between a failure and its poisoning.
-  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  const guarded = <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    keeps?: (error: E | Subscriptions.SubscriptionError) => boolean
+  ) =>
     permit.withPermit(
       poisonOnFailure(
         Effect.suspend((): Effect.Effect<A, E | Subscriptions.SubscriptionError, R> =>
           poisoned === undefined ? effect : Effect.fail(poisoned)
-        )
+        ),
+        keeps
       )
     )
   const afterCommit = (to: Cursor, count: number) =>
@@ -71,6 +77,21 @@ export const make = Effect.fnUntraced(function* (
       yield* Metric.update(Metric.withAttributes(eventsCommitted, attributes), count)
       yield* Metric.update(Metric.withAttributes(checkpointPosition, attributes), Number(to.pos))
     })
+  // `effect` and the checkpoint's compare-and-set in one transaction.
+  const inTransaction = <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const from = committed
+      const result = yield* PgTransaction.withTransactionOn(
+        sql,
+        Effect.tap(effect, () => (isAfter(to, from) ? checkpoints.advanceInTransaction(from, to) : Effect.void))
+      )
+      if (isAfter(to, from)) yield* afterCommit(to, count)
+      return result
+    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error)))) as Effect.Effect<
+      A,
+      E | Subscriptions.SubscriptionError,
+      R
+    >
   return {
     poisoned: () => poisoned,
     committed: () => committed,
@@ -86,17 +107,14 @@ export const make = Effect.fnUntraced(function* (
         })
       ),
     commitWith: <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
-      guarded(
-        Effect.gen(function* () {
-          const from = committed
-          const result = yield* PgTransaction.withTransactionOn(
-            sql,
-            Effect.tap(effect, () => (isAfter(to, from) ? checkpoints.advanceInTransaction(from, to) : Effect.void))
-          )
-          if (isAfter(to, from)) yield* afterCommit(to, count)
-          return result
-        }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storage("commit")(error))))
-      ) as Effect.Effect<A, E | Subscriptions.SubscriptionError, R>,
+      guarded(inTransaction(to, count, effect)),
+    // A failure of `effect` rolled the transaction back and committed nothing: the batch can be committed again.
+    tryCommitWith: <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        let effectFailed = false
+        const body = Effect.tapError(effect, () => Effect.sync(() => (effectFailed = true)))
+        return guarded(inTransaction(to, count, body), () => effectFailed)
+      }),
     // Not under the permit: `run` parks from inside `commitWith`, which holds it.
     park: (event: EventStore.RecordedEvent, error: unknown) => poisonOnFailure(checkpoints.park(event, error))
   }
