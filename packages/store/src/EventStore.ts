@@ -382,6 +382,78 @@ const metadataProblem = (metadata: unknown): string | undefined => {
   return problem === undefined ? undefined : `the metadata: ${problem}`
 }
 
+/**
+ * Whether a value that `JSON.stringify` serialised without throwing (so it holds no cycle) is plain JSON, with no
+ * message: one walk with no path and no ancestor set, the common case of an append. `false` means "look closer":
+ * `validate.jsonProblem` then names the problem, and it alone decides (it accepts nothing this refuses wrongly, and
+ * this accepts nothing it refuses).
+ */
+const isPlainJson = (value: unknown, depth: number): boolean => {
+  switch (typeof value) {
+    case "string":
+      return !value.includes("\u0000") && value.isWellFormed()
+    case "number":
+      return Number.isFinite(value)
+    case "boolean":
+      return true
+    case "object":
+      break
+    default:
+      return false
+  }
+  if (value === null) return true
+  if (depth >= validate.maxDepth) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const element: unknown = value[i]
+      // An `undefined` element (a hole or a real one) is not JSON either way.
+      if (element === undefined || !isPlainJson(element, depth + 1)) return false
+    }
+    return true
+  }
+  const proto = Object.getPrototypeOf(value)
+  if ((proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(value).length > 0) return false
+  const record = value as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    if (key.includes("\u0000") || !key.isWellFormed() || !isPlainJson(record[key], depth + 1)) return false
+  }
+  return true
+}
+
+/** `JSON.stringify`, or `undefined` when it throws (a cycle, a `bigint`, a throwing getter or `toJSON`). */
+const stringifyOrUndefined = (value: unknown): string | undefined => {
+  try {
+    return JSON.stringify(value) as string | undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * An event's `data` as JSON text, or why it is not plain JSON. Serialised first (natively, and a cycle throws), then
+ * checked with {@link isPlainJson}; only a value that fails that fast check is walked again by `validate.jsonProblem`
+ * for the message.
+ */
+const serializeData = (data: unknown): { readonly json: string } | { readonly problem: string } => {
+  const json = stringifyOrUndefined(data)
+  if (json !== undefined && isPlainJson(data, 0)) return { json }
+  const problem = validate.jsonProblem(data)
+  if (problem !== undefined) return { problem }
+  return json === undefined ? { problem: "JSON.stringify could not serialise it" } : { json }
+}
+
+/** The metadata text of an event with no metadata of its own and none from the append's options. */
+const emptyMetadata = "{}"
+
+/**
+ * The UTF-8 size of an event's `data` and `metadata` texts when it may exceed the limit; a text of `n` UTF-16 units
+ * takes at most `3n` bytes, so a short event is not counted byte by byte.
+ */
+const eventBytes = (data: string, metadata: string): number =>
+  (data.length + metadata.length) * 3 <= validate.maxEventBytes
+    ? 0
+    : validate.utf8Length(data) + validate.utf8Length(metadata)
+
 const mergeMetadata = (outer: Metadata | undefined, inner: Metadata | undefined): Metadata => {
   if (outer === undefined) return inner ?? {}
   if (inner === undefined) return outer
@@ -439,13 +511,16 @@ export const prepareAppend = (
         if ("problem" in id) return fail(index, event.type, id.problem)
         if (seen.has(id.id)) return fail(index, event.type, `the event id ${id.id} appears twice in the batch`)
         seen.add(id.id)
-        const dataProblem = validate.jsonProblem(event.data)
-        if (dataProblem !== undefined) return fail(index, event.type, `the data is not JSON: ${dataProblem}`)
+        const serialized = serializeData(event.data)
+        if ("problem" in serialized) return fail(index, event.type, `the data is not JSON: ${serialized.problem}`)
+        const data = serialized.json
         const innerProblem = metadataProblem(event.metadata)
         if (innerProblem !== undefined) return fail(index, event.type, innerProblem)
-        const data = JSON.stringify(event.data)
-        const metadata = JSON.stringify(mergeMetadata(options?.metadata, event.metadata))
-        const bytes = validate.utf8Length(data) + validate.utf8Length(metadata)
+        const metadata =
+          options?.metadata === undefined && event.metadata === undefined
+            ? emptyMetadata
+            : JSON.stringify(mergeMetadata(options?.metadata, event.metadata))
+        const bytes = eventBytes(data, metadata)
         if (bytes > validate.maxEventBytes) {
           return fail(index, event.type, `data and metadata take ${bytes} bytes, more than ${validate.maxEventBytes}`)
         }
