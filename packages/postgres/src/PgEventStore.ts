@@ -45,10 +45,11 @@ export interface Options {
  * fiber: no timer, no hand-over, no added latency, and interrupting it interrupts its statement; under load a batch is
  * whatever arrived while the previous one was written, so batches grow with the load. Up to `maxBatchesInFlight`
  * batches (default 2) are written at once, but a second one starts only when the first was full (a bound left appends
- * waiting; an append of `maxEvents` events or more fills a batch on its own, as it already shares its commit among its
- * own events) or is late (twice the typical batch time: waiting, for example, on a stream row that a caller's open
+ * waiting) or is late (twice the typical batch time: waiting, for example, on a stream row that a caller's open
  * transaction has locked). So one stuck batch never holds up the others, while fewer, larger batches do less work per
- * event. Two appends to one stream are never in flight together: the second waits for the first's batch and sees its
+ * event. An append of `maxEvents` events or more, which already shares its commit among its own events, is not
+ * coalesced and takes no slot: it goes out at once in its caller's fiber, as with group commit off, beside what is in
+ * flight. Two appends to one stream are never in flight together: the second waits for the first's batch and sees its
  * result. An append inside `sql.withTransaction` is never coalesced: it runs in that transaction.
  *
  * @since 0.1.0
@@ -215,9 +216,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         }))
     ).pipe(Effect.mapError(storeError("append (idempotency check)")))
 
-  /** The one-append statement, in the caller's transaction when there is one. */
-  const writeOne = (append: Append.BatchAppend): Effect.Effect<Outcome, EventStore.StoreError> =>
-    Append.statement(sql, tables, Append.parameters(append.prepared, append.recordedAt, tables.events, notify)).pipe(
+  /**
+   * The one-append statement, in the caller's transaction when there is one (`inTransaction`: then it looks the event
+   * ids up before writing, so that an id stored already does not abort that transaction; see `Append.statement`).
+   */
+  const writeOne = (
+    append: Append.BatchAppend,
+    inTransaction: boolean
+  ): Effect.Effect<Outcome, EventStore.StoreError> =>
+    Append.statement(
+      sql,
+      tables,
+      Append.parameters(append.prepared, append.recordedAt, tables.events, notify, inTransaction)
+    ).pipe(
       Effect.map((rows): Outcome => {
         const row = rows[0]!
         return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [], batch: 1 }
@@ -240,7 +251,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const writeBatch = (
     batch: ReadonlyArray<Queued>
   ): Effect.Effect<ReadonlyArray<Exit.Exit<Outcome, EventStore.StoreError>>> => {
-    if (batch.length === 1) return Effect.map(Effect.exit(writeOne(batch[0]!.append)), (exit) => [exit])
+    if (batch.length === 1) return Effect.map(Effect.exit(writeOne(batch[0]!.append, false)), (exit) => [exit])
     return Append.batchStatement(
       sql,
       tables,
@@ -316,17 +327,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
   /** Coalesced with concurrent appends, unless group commit is off or a caller's transaction is open. */
   const write = (append: Append.BatchAppend): Effect.Effect<Outcome, EventStore.StoreError> =>
-    queue === undefined
-      ? writeOne(append)
-      : Effect.flatMap(Effect.serviceOption(sql.transactionService), (transaction) =>
-          transaction._tag === "Some"
-            ? writeOne(append)
-            : queue.submit({
-                stream: append.prepared.stream,
-                eventIds: append.prepared.events.map((event) => event.eventId),
-                append
-              })
-        )
+    Effect.flatMap(Effect.serviceOption(sql.transactionService), (transaction) =>
+      transaction._tag === "Some"
+        ? writeOne(append, true)
+        : queue === undefined
+          ? writeOne(append, false)
+          : queue.submit({
+              stream: append.prepared.stream,
+              eventIds: append.prepared.events.map((event) => event.eventId),
+              append
+            })
+    )
 
   const append = Effect.fn("PgEventStore.append")(function* (
     stream: string,
