@@ -179,6 +179,33 @@ export const make = <I extends Item, A, E>(options: {
     }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
 
   /**
+   * An append of `maxEvents` events or more shares its commit among its own events already: coalescing it gains
+   * nothing, and waiting for a write slot would only cost it (4 writers of 1,000-event appends ran 2 at a time, a third
+   * slower than 4 hand-written statements). So it is written at once in its caller's fiber, as with group commit off,
+   * beside whatever is in flight and outside the slots, unless an earlier append to its stream is waiting or in flight
+   * (then it queues as usual, and the order per stream holds). Its stream counts as being written while it runs.
+   */
+  const writeLarge = (entry: Entry<I, A, E>): Effect.Effect<A, E> =>
+    Effect.uninterruptibleMask((restore) => {
+      writing.add(entry.item.stream)
+      return restore(Effect.andThen(recordFlush(1), options.run([entry.item]))).pipe(
+        Effect.provideContext(options.context),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            writing.delete(entry.item.stream)
+            return pump
+          })
+        )
+      )
+    }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
+
+  /** Whether an append may go out on its own at once (see `writeLarge`). */
+  const large = (item: I): boolean =>
+    item.eventIds.length >= maxEvents &&
+    !writing.has(item.stream) &&
+    !pending.some((entry) => entry.item.stream === item.stream)
+
+  /**
    * Starts batches in the free write slots. With nothing in flight, whatever may go goes at once, up to the bounds (a
    * lone append adds no latency). While a batch is in flight, another starts only when it is full (the bounds left
    * appends waiting) or when the oldest batch in flight is late (twice the typical batch time: held up by a lock, say);
@@ -250,7 +277,8 @@ export const make = <I extends Item, A, E>(options: {
   const submit = (item: I): Effect.Effect<A, E> =>
     Effect.suspend(() => {
       const entry: Entry<I, A, E> = { item, deferred: Deferred.makeUnsafe<A, E>() }
-      if (started.size === 0 && pending.length === 0) return writeAlone(entry)
+      if (started.size === 0 && pending.length === 0 && !writing.has(item.stream)) return writeAlone(entry)
+      if (large(item)) return writeLarge(entry)
       pending.push(entry)
       pendingEvents += item.eventIds.length
       return Effect.andThen(pump, Deferred.await(entry.deferred)).pipe(
