@@ -830,6 +830,26 @@ export const makeRun =
         .tryCommitWith(optimistic(batch))
         .pipe(Effect.catchIf(isDeclined, (declined) => batch.commitWith(isolated(batch, declined))))
     }
+    // A root span per batch (the run's own span lasts as long as the run, and its children would never be seen):
+    // what the batch holds, and how old its first event was when it was handed over.
+    const traced = <A, E2, R2>(batch: Batch, effect: Effect.Effect<A, E2, R2>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const first = batch.events[0]
+        const last = batch.events[batch.events.length - 1]
+        return effect.pipe(
+          Effect.withSpan("Subscriptions.batch", {
+            root: true,
+            attributes: {
+              subscription: name,
+              partition: batch.partition,
+              "batch.size": batch.events.length,
+              "batch.first_position": first === undefined ? undefined : Number(first.position),
+              "batch.last_position": last === undefined ? undefined : Number(last.position),
+              "lag.seconds": first === undefined ? undefined : (now - DateTime.toEpochMillis(first.recordedAt)) / 1000
+            }
+          })
+        )
+      })
     const runPartition = (
       runOptions: RunOptions | undefined,
       partition: number
@@ -854,7 +874,7 @@ export const makeRun =
       ).pipe(
         Stream.provideService(SubscriptionLifecycle.SessionSignals, tracker.signals),
         Stream.mapEffect((batch) =>
-          Effect.tap(handleBatch(batch), () =>
+          Effect.tap(traced(batch, handleBatch(batch)), () =>
             Effect.andThen(
               Effect.sync(() => {
                 progressed = true
