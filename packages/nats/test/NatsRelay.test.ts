@@ -8,7 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { layerNats, layerStore, storedMessages, unique, waitForMessages } from "./helpers.ts"
+import { layerNats, layerStore, removedAfter, storedMessages, unique, waitForMessages } from "./helpers.ts"
 
 const Cat = Schema.TaggedUnion({ Adopted: { name: Schema.String }, Fed: { food: Schema.String } })
 const codec = EventCodec.make(Cat)
@@ -45,6 +45,7 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
     it.effect("publishes every appended event once, in order per stream, with the event's headers", () =>
       Effect.gen(function* () {
         const stream = unique("RELAY")
+        yield* removedAfter(stream)
         const prefix = unique("ev")
         const name = unique("relay")
         const [cat, dog] = [unique("cat"), unique("dog")]
@@ -104,6 +105,7 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
     it.effect("a message JetStream already holds (same Nats-Msg-Id) is not stored again", () =>
       Effect.gen(function* () {
         const stream = unique("DEDUP")
+        yield* removedAfter(stream)
         const prefix = unique("ev")
         const name = unique("relay")
         const cat = unique("cat")
@@ -132,6 +134,7 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
     it.effect("a missing stream without create is a MissingStream naming it and its subjects", () =>
       Effect.gen(function* () {
         const stream = unique("MISSING")
+        yield* removedAfter(stream)
         const exit = yield* Effect.exit(
           NatsRelay.run({ name: unique("relay"), stream: { name: stream }, prefix: "nowhere" })
         )
@@ -142,24 +145,26 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         assert.instanceOf(failure, JetStreamStream.MissingStream)
         assert.include(failure.message, `'${stream}' does not exist`)
         assert.include(failure.message, "nowhere.>")
-      })
+      }).pipe(Effect.scoped)
     )
 
     it.effect("a stream that does not take the relay's subjects is a StreamMismatch saying which", () =>
       Effect.gen(function* () {
         const stream = unique("OTHER")
+        yield* removedAfter(stream)
         yield* JetStreamStream.ensure({ name: stream, subjects: [`${stream}.>`] }, { create: true })
         const error = yield* Effect.flip(
           NatsRelay.run({ name: unique("relay"), stream: { name: stream }, prefix: "elsewhere" })
         )
         assert.instanceOf(error, JetStreamStream.StreamMismatch)
         assert.include(error.message, "it does not take subject elsewhere.>")
-      })
+      }).pipe(Effect.scoped)
     )
 
     it.effect("a subject function that returns a wildcard stops the relay with InvalidSubject", () =>
       Effect.gen(function* () {
         const stream = unique("BADSUBJ")
+        yield* removedAfter(stream)
         const prefix = unique("ev")
         const bad = unique("bad")
         yield* appendInterleaved([`${bad}-1`], 1)
@@ -175,12 +180,13 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         )
         assert.instanceOf(error, Subjects.InvalidSubject)
         assert.include(error.message, "wildcard")
-      })
+      }).pipe(Effect.scoped)
     )
 
     it.effect("the consumer stream decodes typed events, redelivers a nak and keeps an ack", () =>
       Effect.gen(function* () {
         const stream = unique("CONSUME")
+        yield* removedAfter(stream)
         const prefix = unique("ev")
         const name = unique("relay")
         const cat = unique("cat")

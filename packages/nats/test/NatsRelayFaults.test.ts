@@ -14,6 +14,7 @@ import {
   layerStore,
   natsUrl,
   ownServer,
+  removedAfter,
   storedMessages,
   unique,
   waitForMessages
@@ -137,6 +138,8 @@ layer(layerStore, { excludeTestServices: true, timeout: "60 seconds" })("NatsRel
         const sql = yield* SqlClient.SqlClient
         const [{ database }] = yield* sql<{ database: string }>`select current_database() as database`
         yield* append(`${cat}-1`, 50)
+        const nats = yield* Layer.build(layerNats)
+        yield* Effect.provide(removedAfter(stream), nats)
         const env = {
           EVENTLY_WORKER_DATABASE: database!,
           NATS_URL: natsUrl,
@@ -151,23 +154,23 @@ layer(layerStore, { excludeTestServices: true, timeout: "60 seconds" })("NatsRel
             const { manager } = yield* NatsClient.NatsClient
             yield* Effect.promise(() => manager.streams.add({ name: stream, subjects: [`${env.RELAY_PREFIX}.>`] }))
           }),
-          layerNats
+          nats
         )
         const active = yield* startWorker({ ...env, RELAY_BLOCK_AT: "15" })
         yield* Effect.promise(() => active.midBatch)
         // Events 1..14 of the first batch (1..20) are in JetStream; the batch is not committed.
         const ids = yield* eventIds(cat)
-        const held = yield* Effect.provide(storedIds(stream), layerNats)
+        const held = yield* Effect.provide(storedIds(stream), nats)
         assert.deepStrictEqual(held, ids.slice(0, 14))
         const checkpoint = yield* checkpointOf(name)
         assert.isTrue(checkpoint === undefined || checkpoint === 0n, `no checkpoint moved yet, not ${checkpoint}`)
 
         yield* startWorker(env)
         active.kill()
-        yield* Effect.provide(waitForMessages(stream, 50), layerNats)
+        yield* Effect.provide(waitForMessages(stream, 50), nats)
         const subscriptions = yield* Subscriptions.Subscriptions
         yield* subscriptions.waitUntilCaughtUp(name, { timeout: "20 seconds" })
-        const stored = yield* Effect.provide(storedIds(stream), layerNats)
+        const stored = yield* Effect.provide(storedIds(stream), nats)
         assert.deepStrictEqual(stored, ids, "each event once, in order: the republished 14 were dropped as duplicates")
       }).pipe(Effect.scoped)
   )

@@ -10,6 +10,7 @@ import { TestDatabase } from "@evently/testing"
 import type { StoredMsg } from "@nats-io/jetstream"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
@@ -121,3 +122,23 @@ export const waitForMessages = (stream: string, count: number) =>
       yield* Effect.sleep("20 millis")
     }
   }).pipe(Effect.timeout("20 seconds"), Effect.orDie)
+
+/** The first `count` messages of a JetStream stream, through an ordered consumer (fast for large streams). */
+export const readMessages = (stream: string, count: number) =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      const { jetstream } = yield* NatsClient.NatsClient
+      const consumer = yield* Effect.promise(() => jetstream.consumers.get(stream))
+      const messages = yield* Effect.acquireRelease(
+        Effect.promise(() => consumer.consume({ max_messages: 1000 })),
+        (iterator) => Effect.promise(() => iterator.close().then(() => undefined))
+      )
+      return Stream.fromAsyncIterable(messages, (error) => error)
+    })
+  ).pipe(Stream.take(count), Stream.runCollect, Effect.orDie)
+
+/** Deletes the JetStream stream when the scope closes (test streams do not pile up on the shared broker). */
+export const removedAfter = (stream: string) =>
+  Effect.flatMap(NatsClient.NatsClient, ({ manager }) =>
+    Effect.addFinalizer(() => Effect.promise(() => manager.streams.delete(stream).catch(() => false)))
+  )
