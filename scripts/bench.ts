@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick]`: evently against raw-SQL baselines on the same Postgres, in the same run.
+ * `pnpm bench [--quick] [--only=w1,…] [--reps=N] [--seconds=S]`: evently against raw-SQL baselines on the same Postgres, in the same run.
  * Creates its own database on the server from DATABASE_URL / PG*, prints a Markdown table and writes the figures
  * as JSON under bench-results/ (kept out of git).
  */
@@ -17,6 +17,11 @@ import { scenarios } from "./bench/Scenarios.ts"
 import { workloads } from "./bench/Workloads.ts"
 
 const quick = process.argv.includes("--quick")
+/** `--reps=N`: each workload's variants run N times, interleaved (R0, R1, evently, R0, R1, …); the table gives each
+ * variant's median rep by events/s, and the ratios of those medians. */
+const reps = Math.max(1, Number(process.argv.find((a) => a.startsWith("--reps="))?.slice("--reps=".length) ?? 1))
+/** `--seconds=S`: every timed variant runs S seconds instead of its workload's default. */
+const secondsOverride = process.argv.find((a) => a.startsWith("--seconds="))?.slice("--seconds=".length)
 const only = process.argv
   .find((a) => a.startsWith("--only="))
   ?.slice("--only=".length)
@@ -33,6 +38,8 @@ interface Row extends Measurement {
   readonly operationsPerSecond?: number | undefined
   readonly operationUnit?: string | undefined
   readonly extra?: Readonly<Record<string, number | string>> | undefined
+  /** With `--reps`: every rep's events/s, in run order (the row gives the median one). */
+  readonly reps?: ReadonlyArray<number> | undefined
 }
 
 const versionOf = (pkg: string): string => {
@@ -76,21 +83,42 @@ const program = Effect.gen(function* () {
     }
     for (const workload of selected) {
       for (const concurrency of workload.concurrency) {
-        const results: Record<string, Measurement> = {}
-        for (const [variant, { eventsPerOperation, prepare }] of Object.entries(workload.variants)) {
-          const prepared = yield* prepare(concurrency)
-          if (prepared.skip === true) continue
-          const result = yield* measure({
-            concurrency: prepared.workers ?? concurrency,
-            seconds: quick ? workload.seconds.quick : workload.seconds.full,
-            eventsPerOperation,
-            operation: prepared.operation
+        const runs: Record<string, Array<{ readonly result: Measurement; readonly check: string | undefined }>> = {}
+        for (let rep = 0; rep < reps; rep++) {
+          for (const [variant, { eventsPerOperation, prepare }] of Object.entries(workload.variants)) {
+            const prepared = yield* prepare(concurrency)
+            if (prepared.skip === true) continue
+            const result = yield* measure({
+              concurrency: prepared.workers ?? concurrency,
+              seconds:
+                secondsOverride !== undefined
+                  ? Number(secondsOverride)
+                  : quick
+                    ? workload.seconds.quick
+                    : workload.seconds.full,
+              eventsPerOperation,
+              operation: prepared.operation
+            })
+            const check = prepared.check === undefined ? undefined : yield* prepared.check
+            ;(runs[variant] ??= []).push({ result, check })
+            yield* Effect.logInfo(
+              `${workload.id} c=${concurrency} ${variant}${reps > 1 ? ` rep ${rep + 1}` : ""}: ` +
+                `${fmt(result.eventsPerSecond)} ev/s p99 ${fmt(result.p99Ms, 1)} ms` +
+                (check === undefined ? "" : ` (checked: ${check})`)
+            )
+          }
+        }
+        // Each variant's median rep by events/s (the upper one of an even number).
+        const medians = Object.fromEntries(
+          Object.entries(runs).map(([variant, list]) => {
+            const sorted = [...list].sort((a, b) => a.result.eventsPerSecond - b.result.eventsPerSecond)
+            return [variant, sorted[Math.floor(sorted.length / 2)]!] as const
           })
-          const check = prepared.check === undefined ? undefined : yield* prepared.check
-          results[variant] = result
-          const r0 = results["R0"]
-          const r1 = results["R1"]
-          const row: Row = {
+        )
+        const r0 = medians["R0"]?.result
+        const r1 = medians["R1"]?.result
+        for (const [variant, { check, result }] of Object.entries(medians)) {
+          rows.push({
             workload: workload.title,
             concurrency,
             variant,
@@ -99,13 +127,9 @@ const program = Effect.gen(function* () {
             vsR1: r1 && variant !== "R1" && variant !== "R0" ? result.eventsPerSecond / r1.eventsPerSecond : null,
             check,
             operationsPerSecond: result.operations / result.seconds,
-            operationUnit: workload.operationUnit
-          }
-          rows.push(row)
-          yield* Effect.logInfo(
-            `${workload.id} c=${concurrency} ${variant}: ${fmt(result.eventsPerSecond)} ev/s p99 ${fmt(result.p99Ms, 1)} ms` +
-              (check === undefined ? "" : ` (checked: ${check})`)
-          )
+            operationUnit: workload.operationUnit,
+            ...(reps > 1 ? { reps: runs[variant]!.map((run) => run.result.eventsPerSecond) } : {})
+          })
         }
       }
     }
@@ -133,6 +157,7 @@ const program = Effect.gen(function* () {
   const environment = {
     date: DateTime.formatIso(yield* DateTime.now),
     quick,
+    reps,
     cores: cpus().length,
     cpu: cpus()[0]?.model ?? "unknown",
     node: process.version,
@@ -143,7 +168,9 @@ const program = Effect.gen(function* () {
   const header =
     `Run ${environment.date} · ${environment.cores} cores (${environment.cpu}) · Node ${environment.node} · ` +
     `effect ${environment.effect} · @effect/sql-pg ${environment.sqlPg} · PostgreSQL ${environment.postgres}` +
-    (quick ? " · quick" : "")
+    (quick ? " · quick" : "") +
+    (reps > 1 ? ` · median of ${reps} interleaved reps` : "") +
+    (secondsOverride !== undefined ? ` · ${secondsOverride} s per variant` : "")
   const timedRows = rows.filter((r) => r.extra === undefined)
   const table = [
     "| workload | conc. | variant | events/s | p50 ms | p99 ms | CPU s/1k ev | vs R0 | vs R1 | notes |",
