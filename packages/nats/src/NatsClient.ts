@@ -98,7 +98,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         }),
       catch: unreachable
     }),
-    (nc) => Effect.promise(() => nc.drain().catch(() => nc.close()))
+    // Drain (flush what was sent, end subscriptions), but never wait on a server that is gone: then just close.
+    (nc) =>
+      Effect.promise(() => nc.drain().catch(() => undefined)).pipe(
+        Effect.timeoutOption("5 seconds"),
+        Effect.andThen(Effect.promise(() => nc.close().catch(() => undefined)))
+      )
   )
   const timeout = millis(options.apiTimeout, "5 seconds")
   const manager = yield* Effect.tryPromise({
