@@ -17,6 +17,7 @@ import { CliError, Command } from "effect/cli"
 import { createRequire } from "node:module"
 import * as ExitCode from "./ExitCode.ts"
 import { diagram } from "./internal/commands/diagram.ts"
+import { explore } from "./internal/commands/explore.ts"
 import { migrate } from "./internal/commands/migrate.ts"
 import { parked } from "./internal/commands/parked.ts"
 import { rebase } from "./internal/commands/rebase.ts"
@@ -40,7 +41,7 @@ const root = Command.make("evently").pipe(
   Command.withDescription(
     "Operate an evently system on Postgres: migrations, subscription status, live tail, streams, parked events, rebases, rebuilds, codec checks, machine diagrams. Connects with --url, else DATABASE_URL, else the PG* variables."
   ),
-  Command.withSubcommands([migrate, status, tail, streams, read, parked, rebase, rebuild, verify, diagram]),
+  Command.withSubcommands([migrate, status, tail, streams, read, parked, rebase, rebuild, verify, diagram, explore]),
   Command.withGlobalFlags([Url, ConfigPath, Json])
 )
 
