@@ -11,8 +11,10 @@ import type * as EventStore from "@evently/store/EventStore"
 import * as SubscriptionLifecycle from "@evently/store/SubscriptionLifecycle"
 import * as Subscriptions from "@evently/store/Subscriptions"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as Publisher from "./internal/publisher.ts"
@@ -240,3 +242,65 @@ export const run = (
       )
     )
   })
+
+/**
+ * The relay as a layer: the JetStream stream is checked (or created) while the layer is built, so a missing or unfit
+ * stream fails the layer with its typed error; the relay then runs in the background for as long as the layer lives.
+ * Should it stop later (a bad subject, a stored row that cannot be read), the error is logged.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<
+  never,
+  JetStreamStream.MissingStream | JetStreamStream.StreamMismatch | JetStreamStream.JetStreamFailure,
+  Subscriptions.Subscriptions | NatsClient.NatsClient
+> =>
+  Layer.effectDiscard(
+    Effect.andThen(
+      JetStreamStream.ensure(options.stream, { create: options.create, prefix: options.prefix }),
+      Effect.forkScoped(
+        run(options).pipe(
+          Effect.tapCause((cause) => Effect.logError("The NATS relay stopped", cause)),
+          Effect.ignore
+        )
+      )
+    )
+  )
+
+/**
+ * The relay's settings from configuration: `EVENTLY_NATS_STREAM` (the JetStream stream, default `EVENTLY`),
+ * `EVENTLY_NATS_PREFIX` (the subject prefix, default `evently`), `EVENTLY_NATS_CREATE` (create the stream when
+ * missing, default false) and `EVENTLY_NATS_RELAY` (the subscription name, default `nats-relay`).
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
+export const config: Config.Config<Pick<Options, "name" | "stream" | "prefix" | "create">> = Config.all({
+  name: Config.String("EVENTLY_NATS_RELAY").pipe(Config.withDefault(defaultName)),
+  stream: Config.String("EVENTLY_NATS_STREAM").pipe(
+    Config.withDefault("EVENTLY"),
+    Config.map((name): JetStreamStream.Settings => ({ name }))
+  ),
+  prefix: Config.String("EVENTLY_NATS_PREFIX").pipe(Config.withDefault(Subjects.defaultPrefix)),
+  create: Config.Boolean("EVENTLY_NATS_CREATE").pipe(Config.withDefault(false))
+})
+
+/**
+ * {@link layer} with its stream, prefix, creation and name from {@link config}, and the rest from `options`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Omit<Options, "name" | "stream" | "prefix" | "create"> = {}
+): Layer.Layer<
+  never,
+  | JetStreamStream.MissingStream
+  | JetStreamStream.StreamMismatch
+  | JetStreamStream.JetStreamFailure
+  | Config.ConfigError,
+  Subscriptions.Subscriptions | NatsClient.NatsClient
+> => Layer.unwrap(Effect.map(config, (configured) => layer({ ...options, ...configured })))

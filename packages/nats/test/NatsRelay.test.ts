@@ -1,6 +1,7 @@
 import { assert, layer } from "@effect/vitest"
 import { Envelope, JetStreamStream, NatsClient, NatsConsumer, NatsRelay, Subjects } from "@evently/nats"
 import { EventCodec, EventStore, Subscriptions } from "@evently/store"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -222,6 +223,46 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         const info = yield* Effect.promise(() => manager.consumers.info(stream, durable))
         assert.strictEqual(info.num_pending, 0)
         assert.strictEqual(info.num_ack_pending, 0)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect(
+      "layerConfig: stream, prefix, creation and name from the environment; the relay runs while the layer lives",
+      () =>
+        Effect.gen(function* () {
+          const stream = unique("CONFIGURED")
+          const prefix = unique("ev")
+          const name = unique("relay")
+          const cat = unique("cfg")
+          yield* removedAfter(stream)
+          yield* appendInterleaved([`${cat}-1`], 4)
+          const env = {
+            EVENTLY_NATS_STREAM: stream,
+            EVENTLY_NATS_PREFIX: prefix,
+            EVENTLY_NATS_CREATE: "true",
+            EVENTLY_NATS_RELAY: name
+          }
+          yield* Layer.build(
+            NatsRelay.layerConfig({ categories: [cat] }).pipe(
+              Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
+            )
+          )
+          const subscriptions = yield* Subscriptions.Subscriptions
+          yield* subscriptions.waitUntilCaughtUp(name, { timeout: "20 seconds" })
+          const relayed = yield* decoded(stream)
+          assert.deepStrictEqual(
+            relayed.map((m) => m.subject),
+            Array.from({ length: 4 }, (_, i) => `${prefix}.${cat}.${i === 0 ? "Adopted" : "Fed"}`)
+          )
+        }).pipe(Effect.scoped)
+    )
+
+    it.effect("layer: a missing stream fails the layer's construction with MissingStream", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          Layer.build(NatsRelay.layer({ name: unique("relay"), stream: { name: unique("ABSENT") }, prefix: "absent" }))
+        )
+        assert.instanceOf(error, JetStreamStream.MissingStream)
       }).pipe(Effect.scoped)
     )
   }
