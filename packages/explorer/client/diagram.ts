@@ -6,7 +6,6 @@
 import { s } from "./dom.ts"
 import type { GraphTransition, MachineView } from "./models.ts"
 
-const columnWidth = 220
 const rowHeight = 90
 const nodeHeight = 36
 
@@ -38,39 +37,67 @@ const layers = (view: MachineView): Map<string, { column: number; row: number }>
 
 const label = (tags: ReadonlyArray<string>) => (tags.length === 0 ? "(empty)" : tags.join(", "))
 
+interface Edge {
+  readonly from: string
+  readonly to: string
+  readonly transitions: ReadonlyArray<GraphTransition>
+}
+
+// The transitions between the same two states share one arrow, their events one label.
+const edgesOf = (view: MachineView): ReadonlyArray<Edge> => {
+  const byPair = new Map<string, Array<GraphTransition>>()
+  for (const t of view.graph.transitions) {
+    const pair = JSON.stringify([t.from, t.to])
+    byPair.set(pair, [...(byPair.get(pair) ?? []), t])
+  }
+  return [...byPair.values()].map((transitions) => ({
+    from: transitions[0]!.from,
+    to: transitions[0]!.to,
+    transitions
+  }))
+}
+
+const eventLabel = (t: GraphTransition, count: number | undefined) =>
+  `${t.event}${t.restarting ? " ↺" : ""}${t.auto ? " (auto)" : ""}${count !== undefined && count > 1 ? ` ×${count}` : ""}`
+
+const curve = (a: { x: number; y: number }, b: { x: number; y: number }, half: number, loop: boolean) => {
+  if (loop) {
+    const d = `M ${a.x - 20} ${a.y - nodeHeight / 2} C ${a.x - 40} ${a.y - 70}, ${a.x + 40} ${a.y - 70}, ${a.x + 20} ${a.y - nodeHeight / 2}`
+    return { d, x: a.x, y: a.y - 62 }
+  }
+  if (b.x <= a.x) {
+    const d = `M ${a.x} ${a.y + nodeHeight / 2} C ${a.x} ${a.y + 80}, ${b.x} ${b.y + 80}, ${b.x} ${b.y + nodeHeight / 2}`
+    return { d, x: (a.x + b.x) / 2, y: Math.max(a.y, b.y) + 70 }
+  }
+  return { d: `M ${a.x + half} ${a.y} L ${b.x - half} ${b.y}`, x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 6 }
+}
+
 /** The diagram of `view`, with `view.path` highlighted when there is one. */
 export const diagram = (view: MachineView): SVGElement => {
   const place = layers(view)
   const visited = new Set(view.path?.states ?? [])
   const taken = new Map((view.path?.transitions ?? []).map((t) => [t.key, t.count]))
   const current = view.path?.current
+  const nodeWidth = Math.max(140, ...view.graph.states.map((n) => label(n.tags).length * 7 + 24))
+  const columnWidth = nodeWidth + 70
   const center = (k: string) => {
     const p = place.get(k) ?? { column: 0, row: 0 }
-    return { x: 20 + p.column * columnWidth + 80, y: 30 + p.row * rowHeight + nodeHeight / 2 }
+    return { x: 20 + p.column * columnWidth + nodeWidth / 2, y: 80 + p.row * rowHeight + nodeHeight / 2 }
   }
   const columns = Math.max(...[...place.values()].map((p) => p.column)) + 1
   const rows = Math.max(...[...place.values()].map((p) => p.row)) + 1
-  const edges = view.graph.transitions.map((t) => {
-    const a = center(t.from)
-    const b = center(t.to)
-    const count = taken.get(key(t))
-    const allowed = current !== undefined && t.from === current
-    const cls = ["edge", count !== undefined ? "taken" : "", allowed ? "allowed" : ""].filter((c) => c !== "").join(" ")
-    const loop = t.from === t.to
-    const back = !loop && b.x <= a.x
-    const d = loop
-      ? `M ${a.x - 20} ${a.y - nodeHeight / 2} C ${a.x - 40} ${a.y - 70}, ${a.x + 40} ${a.y - 70}, ${a.x + 20} ${a.y - nodeHeight / 2}`
-      : back
-        ? `M ${a.x} ${a.y + nodeHeight / 2} C ${a.x} ${a.y + 80}, ${b.x} ${b.y + 80}, ${b.x} ${b.y + nodeHeight / 2}`
-        : `M ${a.x + 80} ${a.y} L ${b.x - 80} ${b.y}`
-    const lx = loop ? a.x : back ? (a.x + b.x) / 2 : (a.x + b.x) / 2
-    const ly = loop ? a.y - 62 : back ? Math.max(a.y, b.y) + 70 : (a.y + b.y) / 2 - 6
-    const text = `${t.event}${t.restarting ? " ↺" : ""}${t.auto ? " (auto)" : ""}${count !== undefined && count > 1 ? ` ×${count}` : ""}`
+  const edges = edgesOf(view).map((edge) => {
+    const counts = edge.transitions.map((t) => taken.get(key(t)))
+    const isTaken = counts.some((c) => c !== undefined)
+    const allowed = current !== undefined && edge.from === current
+    const cls = ["edge", isTaken ? "taken" : "", allowed ? "allowed" : ""].filter((c) => c !== "").join(" ")
+    const { d, x, y } = curve(center(edge.from), center(edge.to), nodeWidth / 2, edge.from === edge.to)
+    const text = edge.transitions.map((t, i) => eventLabel(t, counts[i])).join(", ")
     return s(
       "g",
-      { class: cls, "data-transition": key(t) },
+      { class: cls, "data-transition": edge.transitions.map(key).join(" | ") },
       s("path", { d, "marker-end": "url(#arrow)" }),
-      s("text", { x: lx, y: ly, "text-anchor": "middle" }, text)
+      s("text", { x, y, "text-anchor": "middle" }, text)
     )
   })
   const nodes = view.graph.states.map((n) => {
@@ -86,17 +113,25 @@ export const diagram = (view: MachineView): SVGElement => {
     return s(
       "g",
       { class: cls, "data-state": n.key },
-      s("rect", { x: c.x - 80, y: c.y - nodeHeight / 2, width: 160, height: nodeHeight, rx: n.initial ? 18 : 6 }),
+      s("rect", {
+        x: c.x - nodeWidth / 2,
+        y: c.y - nodeHeight / 2,
+        width: nodeWidth,
+        height: nodeHeight,
+        rx: n.initial ? 18 : 6
+      }),
       s("text", { x: c.x, y: c.y + 5, "text-anchor": "middle" }, label(n.tags))
     )
   })
+  const width = 40 + columns * columnWidth
+  const height = 180 + rows * rowHeight
   return s(
     "svg",
     {
       class: "diagram",
-      width: 40 + columns * columnWidth,
-      height: 120 + rows * rowHeight,
-      viewBox: `0 -20 ${40 + columns * columnWidth} ${120 + rows * rowHeight}`,
+      width,
+      height,
+      viewBox: `0 0 ${width} ${height}`,
       role: "img",
       "aria-label": `Machine ${view.name}`
     },
@@ -110,8 +145,8 @@ export const diagram = (view: MachineView): SVGElement => {
           viewBox: "0 0 10 10",
           refX: 10,
           refY: 5,
-          markerWidth: 8,
-          markerHeight: 8,
+          markerWidth: 6,
+          markerHeight: 6,
           orient: "auto-start-reverse"
         },
         s("path", { d: "M 0 0 L 10 5 L 0 10 z" })

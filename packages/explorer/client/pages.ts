@@ -257,7 +257,7 @@ export const machinePage: Page = async (params, info, main) => {
         view.path.unmatched !== undefined &&
           ` (stopped at version ${view.path.unmatched.version}: no ${view.path.unmatched.type} from there)`
       ),
-    diagram(view)
+    h("div", { class: "scroll" }, diagram(view))
   )
 }
 
