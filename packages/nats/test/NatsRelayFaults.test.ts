@@ -128,6 +128,49 @@ layer(layerStore, { excludeTestServices: true, timeout: "60 seconds" })("NatsRel
     }).pipe(Effect.scoped)
   )
 
+  it.effect("the broker killed while the relay catches up, and restarted: every event once, in order per stream", () =>
+    Effect.gen(function* () {
+      const server = yield* ownServer
+      const client = yield* Layer.build(
+        NatsClient.layer({ servers: server.url, reconnectTimeWait: "100 millis", apiTimeout: "1 second" })
+      )
+      const stream = unique("RESTART")
+      const cat = unique("cat")
+      const name = unique("relay")
+      const subscriptions = yield* Subscriptions.Subscriptions
+      for (let s = 0; s < 4; s++) yield* append(`${cat}-${s}`, 250)
+      yield* Effect.forkScoped(
+        Effect.provide(
+          NatsRelay.run({
+            name,
+            stream: { name: stream },
+            create: true,
+            categories: [cat],
+            batchSize: 50,
+            recovery: { initialDelay: "100 millis", maxDelay: "500 millis" }
+          }),
+          client
+        )
+      )
+      // Kill it once it holds a quarter of the log (the relay is mid-run: publishing, acks in flight).
+      yield* Effect.provide(waitForMessages(stream, 250), client)
+      yield* server.kill
+      yield* server.start
+      yield* subscriptions.waitUntilCaughtUp(name, { timeout: "30 seconds" })
+      const stored = yield* Effect.provide(storedIds(stream), client)
+      assert.strictEqual(stored.length, 1000, "each event once: none lost, no duplicate")
+      assert.sameMembers(stored, yield* eventIds(cat))
+      const store = yield* EventStore.EventStore
+      const byId = new Map((yield* Stream.runCollect(store.readCategories([cat]))).map((e) => [e.eventId, e]))
+      const versions = new Map<string, number>()
+      for (const id of stored) {
+        const event = byId.get(id)!
+        assert.strictEqual(event.streamVersion, (versions.get(event.stream) ?? 0) + 1, `${event.stream} in order`)
+        versions.set(event.stream, event.streamVersion)
+      }
+    }).pipe(Effect.scoped)
+  )
+
   it.effect(
     "a relay process killed mid-batch: the standby republishes the batch and the stream holds each event once",
     () =>
