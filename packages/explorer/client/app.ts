@@ -10,6 +10,7 @@ import * as Pages from "./pages.ts"
 const routes: Readonly<Record<string, Pages.Page>> = {
   "": Pages.categories,
   category: Pages.category,
+  events: Pages.categoryEvents,
   stream: Pages.streamPage,
   search: Pages.search,
   subscriptions: Pages.subscriptions,

@@ -50,6 +50,7 @@ export const category: Page = async (params, _info, main) => {
   replace(
     main,
     h("h1", {}, "Category ", h("code", {}, name)),
+    h("p", {}, link("its events, newest first", "events", { category: name })),
     table(["stream", "events"], page.items, (r) => [link(r.stream, "stream", { name: r.stream }), r.version], {
       id: "streams"
     }),
@@ -59,6 +60,25 @@ export const category: Page = async (params, _info, main) => {
       after !== undefined && link("first page", "category", { name }),
       page.more && last !== undefined && link("next page", "category", { name, after: last.stream })
     )
+  )
+}
+
+export const categoryEvents: Page = async (params, _info, main) => {
+  const name = params.get("category") ?? ""
+  const before = params.get("before") ?? undefined
+  const page = await Api.get<M.Page<M.EventView>>("categoryEvents", { category: name, before })
+  const last = page.items[page.items.length - 1]
+  replace(
+    main,
+    h("h1", {}, "Events of category ", h("code", {}, name)),
+    h(
+      "nav",
+      { class: "pager" },
+      link("its streams", "category", { name }),
+      before !== undefined && link("newest", "events", { category: name }),
+      page.more && last !== undefined && link("older", "events", { category: name, before: last.position })
+    ),
+    events(page.items, "category-events")
   )
 }
 

@@ -95,6 +95,18 @@ const reads = (options: Options, history: LagHistory.LagHistory) => {
       const after = q.get("after") ?? undefined
       return Respond.json(paged(yield* ExplorerQueries.streamsPage({ category, after, limit }), limit))
     }),
+    categoryEvents: Effect.fnUntraced(function* (request) {
+      const q = Respond.query(request)
+      const category = yield* Respond.text(q, "category")
+      const before = q.get("before")
+      const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
+      const events = yield* ExplorerQueries.categoryEventsPage({
+        category,
+        before: before === null || before === "" ? undefined : yield* positionOf(before, "before"),
+        limit
+      })
+      return Respond.json(paged(events, limit))
+    }),
     stream: Effect.fnUntraced(function* (request) {
       const q = Respond.query(request)
       const name = yield* Respond.text(q, "name")
@@ -149,10 +161,10 @@ const reads = (options: Options, history: LagHistory.LagHistory) => {
   return handlers
 }
 
-const positionOf = (text: string | undefined) =>
+const positionOf = (text: string | undefined, name: string) =>
   text !== undefined && /^\d{1,19}$/.test(text)
     ? Effect.succeed(BigInt(text))
-    : Effect.fail(new Respond.Refused({ status: 400, reason: `'after' needs a position, not '${text ?? ""}'` }))
+    : Effect.fail(new Respond.Refused({ status: 400, reason: `'${name}' needs a position, not '${text ?? ""}'` }))
 
 const ids = (q: URLSearchParams) => {
   const id = q.get("id")
@@ -199,7 +211,7 @@ const actions = (token: string) => {
             ? Subscriptions.End
             : to === "beginning"
               ? Subscriptions.Beginning
-              : Subscriptions.After(yield* positionOf(q.get("after") ?? undefined))
+              : Subscriptions.After(yield* positionOf(q.get("after") ?? undefined, "after"))
         yield* PgSubscriptions.rebase(name, start).pipe(
           Effect.catchTag("UnknownSubscription", () =>
             Effect.fail(new Respond.Refused({ status: 404, reason: `No subscription '${name}'` }))
@@ -216,7 +228,8 @@ const actions = (token: string) => {
  * is the `SqlClient` where the layer is built (the table names of `PgSchema.Tables`, as the application's).
  *
  * Routes: `GET <path>/` (the page), `GET <path>/assets/<file>`, and under `<path>/api`: `info`, `categories`,
- * `streams?category=&after=&limit=`, `stream?name=&order=asc|desc&from=&limit=`, `search?q=`, `subscriptions`,
+ * `streams?category=&after=&limit=`, `categoryEvents?category=&before=&limit=`,
+ * `stream?name=&order=asc|desc&from=&limit=`, `search?q=`, `subscriptions`,
  * `parked?subscription=`, `machine?name=&stream=`, `tail` (SSE); with a token, `POST` `parked/retry` and
  * `parked/drop` (`?subscription=&id=`, all of the subscription's without `id`) and `rebase`
  * (`?subscription=&to=end|beginning|after&after=`).

@@ -185,6 +185,26 @@ export const eventsPage = Effect.fn("ExplorerQueries.eventsPage")(function* (opt
   return rows.map(toView)
 })
 
+/**
+ * Up to `limit` events of `category`, newest first, before position `before` (none: from the newest): the
+ * (category, position) index serves the page, so a category of a million events pages as fast as a small one.
+ *
+ * @since 0.1.0
+ * @category queries
+ */
+export const categoryEventsPage = Effect.fn("ExplorerQueries.categoryEventsPage")(function* (options: {
+  readonly category: string
+  readonly before?: bigint | undefined
+  readonly limit: number
+}) {
+  const sql = yield* SqlClient.SqlClient
+  const t = yield* PgSchema.Tables
+  const rows = yield* sql<Row>`select ${columns(sql)} from ${sql(t.events)} e
+    where e.category = ${options.category} ${options.before === undefined ? sql`` : sql`and e.position < ${options.before}`}
+    order by e.position desc limit ${options.limit}`
+  return rows.map(toView)
+})
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**

@@ -60,6 +60,15 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
         asc.items.map((e: { data: { n: number } }) => e.data.n),
         [119, 120]
       )
+      const newest = (yield* call("/explorer/api/categoryEvents?category=log&limit=100")).body
+      assert.deepStrictEqual(newest.items.map((e: { version: number }) => e.version).slice(0, 2), [120, 119])
+      assert.isTrue(newest.more)
+      const older = (yield* call(`/explorer/api/categoryEvents?category=log&before=${newest.items[99].position}`)).body
+      assert.deepStrictEqual(
+        older.items.map((e: { version: number }) => e.version),
+        Array.from({ length: 20 }, (_, i) => 20 - i)
+      )
+      assert.isFalse(older.more)
       const streams = (yield* call("/explorer/api/streams?category=task&limit=1")).body
       assert.deepStrictEqual(streams, { items: [{ stream: "task-1", category: "task", version: 4 }], more: true })
       const next = (yield* call("/explorer/api/streams?category=task&limit=1&after=task-1")).body
@@ -195,6 +204,7 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
       assert.include(bad.body.error, "'order' must be one of desc, asc")
       assert.strictEqual((yield* call("/explorer/api/stream?name=log-big&limit=0")).status, 400)
       assert.strictEqual((yield* call("/explorer/api/stream")).status, 400)
+      assert.include((yield* call("/explorer/api/categoryEvents?category=log&before=x")).body.error, "'before'")
       assert.strictEqual((yield* call("/explorer/api/stream?name=nope-1")).status, 404)
       assert.strictEqual((yield* call("/explorer/api/machine?name=constructor")).status, 404)
       const page = yield* call("/explorer/")
