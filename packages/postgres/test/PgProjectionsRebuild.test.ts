@@ -8,12 +8,13 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { layerSubscriptions } from "./helpers.ts"
 import { ItemsV1, ItemsV2, expectedItems, itemsOf, writeItems } from "./projections.ts"
 
-// 10,000 events by default: 5,000 items, each created then renamed. A transactional subscription handles each event in
-// a savepoint of its own, which caps a build near 1,700 events a second per partition here: the 100,000 of the issue
-// take 66 s on 2 lightly loaded cores (each build 30 s), more than a test may take. Run them with
+// 40,000 events by default: 20,000 items, each created then renamed. A build handles a transactional batch without
+// a savepoint per event: 750 to 3,000 events a second per partition on this busy 2-core machine (load 6 to 10), as
+// the other work on it allows; the whole file took 43 s at 40,000 (32 s at 30,000; 27 to 72 s at 50,000). The 100,000
+// of the issue took 76 to 86 s at load 6 (each build 25 to 45 s), more than a test file may take. Run them with
 // `EVENTLY_REBUILD_EVENTS=100000 pnpm exec vitest run packages/postgres/test/PgProjectionsRebuild.test.ts
 // --testTimeout 300000`.
-const events = Number(process.env["EVENTLY_REBUILD_EVENTS"] ?? 10_000)
+const events = Number(process.env["EVENTLY_REBUILD_EVENTS"] ?? 40_000)
 const items = Math.floor(events / 2)
 const options = { registryPollInterval: "100 millis", batchSize: 1000, partitions: 2 } as const
 
