@@ -7,7 +7,14 @@
  */
 import * as EventCodec from "@evently/store/EventCodec"
 import type * as EventStore from "@evently/store/EventStore"
-import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type JsMsg
+} from "@nats-io/jetstream"
 import { nanos } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -106,6 +113,31 @@ const fail = (operation: string) => (cause: unknown) => new JetStreamStream.JetS
 const millisToNanos = (input: Duration.Input | undefined, fallback: Duration.Input) =>
   nanos(Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback)))
 
+// The durable consumer with these settings: created when missing, its settings updated when it exists (a consumer
+// keeps its place in the stream across updates).
+const upsert = (manager: JetStreamManager, options: Options) => {
+  const filters = options.filterSubjects ?? []
+  const settings = {
+    ack_wait: millisToNanos(options.ackWait, "30 seconds"),
+    max_deliver: options.maxDeliver ?? -1,
+    max_ack_pending: options.maxAckPending ?? 1000,
+    ...(filters.length === 1 ? { filter_subject: filters[0]! } : {}),
+    ...(filters.length > 1 ? { filter_subjects: [...filters] } : {})
+  }
+  return manager.consumers.info(options.stream, options.durable).then(
+    () => manager.consumers.update(options.stream, options.durable, settings),
+    (error: unknown) =>
+      error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound
+        ? manager.consumers.add(options.stream, {
+            durable_name: options.durable,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            ...settings
+          })
+        : Promise.reject(error)
+  )
+}
+
 /**
  * Creates or updates the durable consumer, then pulls its messages as a stream of raw JetStream messages (closed
  * when the stream ends).
@@ -119,20 +151,9 @@ export const messages = (
   Stream.unwrap(
     Effect.gen(function* () {
       const { jetstream, manager } = yield* NatsClient.NatsClient
-      const filters = options.filterSubjects ?? []
       yield* Effect.tryPromise({
-        try: () =>
-          manager.consumers.add(options.stream, {
-            durable_name: options.durable,
-            ack_policy: AckPolicy.Explicit,
-            deliver_policy: DeliverPolicy.All,
-            ack_wait: millisToNanos(options.ackWait, "30 seconds"),
-            max_deliver: options.maxDeliver ?? -1,
-            max_ack_pending: options.maxAckPending ?? 1000,
-            ...(filters.length === 1 ? { filter_subject: filters[0]! } : {}),
-            ...(filters.length > 1 ? { filter_subjects: [...filters] } : {})
-          }),
-        catch: fail(`creating consumer '${options.durable}' on stream '${options.stream}'`)
+        try: () => upsert(manager, options),
+        catch: fail(`creating or updating consumer '${options.durable}' on stream '${options.stream}'`)
       })
       const consumer = yield* Effect.tryPromise({
         try: () => jetstream.consumers.get(options.stream, options.durable),

@@ -223,6 +223,19 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         const info = yield* Effect.promise(() => manager.consumers.info(stream, durable))
         assert.strictEqual(info.num_pending, 0)
         assert.strictEqual(info.num_ack_pending, 0)
+
+        // The same durable with other settings: updated in place, so it goes on after what was acked.
+        const z = `${cat}-z`
+        yield* appendInterleaved([z], 1)
+        const [next] = yield* NatsConsumer.events({ ...options, maxAckPending: 5 }).pipe(
+          Stream.mapEffect((d) => Effect.as(d.ack, d)),
+          Stream.take(1),
+          Stream.runCollect
+        )
+        assert.strictEqual(next?.event.stream, z)
+        assert.strictEqual(next?.deliveryCount, 1)
+        const updated = yield* Effect.promise(() => manager.consumers.info(stream, durable))
+        assert.strictEqual(updated.config.max_ack_pending, 5)
       }).pipe(Effect.scoped)
     )
 
