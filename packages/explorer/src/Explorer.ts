@@ -19,6 +19,7 @@ import type * as Graph from "@evently/machine/Graph"
 import * as PgOperations from "@evently/postgres/PgOperations"
 import * as PgSubscriptions from "@evently/postgres/PgSubscriptions"
 import * as Subscriptions from "@evently/store/Subscriptions"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -76,90 +77,95 @@ type Handler = (
 
 const paged = <A>(items: ReadonlyArray<A>, limit: number) => ({ items, more: items.length === limit })
 
-const reads = (options: Options, history: LagHistory.LagHistory) => {
-  const machines = options.machines ?? {}
-  const machineNamed = (name: string) => {
-    const entry = Object.hasOwn(machines, name) ? machines[name] : undefined
-    return entry === undefined
-      ? Effect.fail(new Respond.Refused({ status: 404, reason: `No machine '${name}'` }))
-      : Effect.succeed(entry)
-  }
-  const handlers: Record<string, Handler> = {
-    info: () =>
-      Effect.succeed(Respond.json({ actions: options.token !== undefined, machines: Object.keys(machines).sort() })),
-    categories: () => Effect.map(ExplorerQueries.categories(), (items) => Respond.json({ items })),
-    streams: Effect.fnUntraced(function* (request) {
-      const q = Respond.query(request)
-      const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
-      const category = yield* Respond.text(q, "category")
-      const after = q.get("after") ?? undefined
-      return Respond.json(paged(yield* ExplorerQueries.streamsPage({ category, after, limit }), limit))
-    }),
-    categoryEvents: Effect.fnUntraced(function* (request) {
-      const q = Respond.query(request)
-      const category = yield* Respond.text(q, "category")
-      const before = q.get("before")
-      const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
-      const events = yield* ExplorerQueries.categoryEventsPage({
-        category,
-        before: before === null || before === "" ? undefined : yield* positionOf(before, "before"),
-        limit
-      })
-      return Respond.json(paged(events, limit))
-    }),
-    stream: Effect.fnUntraced(function* (request) {
-      const q = Respond.query(request)
-      const name = yield* Respond.text(q, "name")
-      const order = yield* Respond.choice(q, "order", ["desc", "asc"])
-      const from = yield* Respond.integer(q, "from", { min: 0, max: 2_147_483_647 })
-      const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
-      const stream = yield* ExplorerQueries.stream(name)
-      if (stream === undefined) return yield* new Respond.Refused({ status: 404, reason: `No stream '${name}'` })
-      const events = yield* ExplorerQueries.eventsPage({ stream: name, order, from, limit })
-      const machine = Object.hasOwn(machines, stream.category) ? stream.category : undefined
-      return Respond.json({ stream, order, machine, ...paged(events, limit) })
-    }),
-    search: Effect.fnUntraced(function* (request) {
-      const text = (yield* Respond.text(Respond.query(request), "q")).trim()
-      return Respond.json(yield* ExplorerQueries.search(text))
-    }),
-    subscriptions: Effect.fnUntraced(function* () {
-      const report = yield* PgOperations.status
-      yield* history.record(Date.now(), report.partitions)
-      return Respond.json({ ...report, history: yield* history.samples })
-    }),
-    parked: Effect.fnUntraced(function* (request) {
-      const name = yield* Respond.text(Respond.query(request), "subscription")
-      return Respond.json({ subscription: name, items: yield* PgOperations.parked(name) })
-    }),
-    machine: Effect.fnUntraced(function* (request) {
-      const q = Respond.query(request)
-      const name = yield* Respond.text(q, "name")
-      const { graph } = yield* machineNamed(name)
-      const stream = q.get("stream") ?? ""
-      const path = stream === "" ? undefined : MachinePath.follow(graph, yield* ExplorerQueries.eventTypes(stream))
-      return Respond.json({ name, graph, stream: stream === "" ? undefined : stream, path })
-    }),
-    tail: Effect.fnUntraced(function* () {
-      const messages = Tail.messages({ initial: 20, interval: options.tailInterval ?? 500 })
-      const context = yield* Effect.context<SqlClient.SqlClient>()
-      const body = messages.pipe(
-        Stream.catchCause((cause) =>
-          Stream.fromEffect(
-            Effect.as(Effect.logError("Explorer: the tail failed", cause), "event: failed\ndata: {}\n\n")
-          )
-        ),
-        Stream.encodeText,
-        Stream.provideContext(context)
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { ...Respond.baseHeaders, "x-accel-buffering": "no" }
-      })
+type Machines = NonNullable<Options["machines"]>
+
+// The pages over the log: categories, streams, events, search.
+const browse = (machines: Machines, actions: boolean): Record<string, Handler> => ({
+  info: () => Effect.succeed(Respond.json({ actions, machines: Object.keys(machines).sort() })),
+  categories: () => Effect.map(ExplorerQueries.categories(), (items) => Respond.json({ items })),
+  streams: Effect.fnUntraced(function* (request) {
+    const q = Respond.query(request)
+    const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
+    const category = yield* Respond.text(q, "category")
+    const after = q.get("after") ?? undefined
+    return Respond.json(paged(yield* ExplorerQueries.streamsPage({ category, after, limit }), limit))
+  }),
+  categoryEvents: Effect.fnUntraced(function* (request) {
+    const q = Respond.query(request)
+    const category = yield* Respond.text(q, "category")
+    const before = q.get("before")
+    const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
+    const events = yield* ExplorerQueries.categoryEventsPage({
+      category,
+      before: before === null || before === "" ? undefined : yield* positionOf(before, "before"),
+      limit
     })
-  }
-  return handlers
+    return Respond.json(paged(events, limit))
+  }),
+  stream: Effect.fnUntraced(function* (request) {
+    const q = Respond.query(request)
+    const name = yield* Respond.text(q, "name")
+    const order = yield* Respond.choice(q, "order", ["desc", "asc"])
+    const from = yield* Respond.integer(q, "from", { min: 0, max: 2_147_483_647 })
+    const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
+    const stream = yield* ExplorerQueries.stream(name)
+    if (stream === undefined) return yield* new Respond.Refused({ status: 404, reason: `No stream '${name}'` })
+    const events = yield* ExplorerQueries.eventsPage({ stream: name, order, from, limit })
+    const machine = Object.hasOwn(machines, stream.category) ? stream.category : undefined
+    return Respond.json({ stream, order, machine, ...paged(events, limit) })
+  }),
+  search: Effect.fnUntraced(function* (request) {
+    const text = (yield* Respond.text(Respond.query(request), "q")).trim()
+    return Respond.json(yield* ExplorerQueries.search(text))
+  })
+})
+
+const machineNamed = (machines: Machines, name: string) => {
+  const entry = Object.hasOwn(machines, name) ? machines[name] : undefined
+  return entry === undefined
+    ? Effect.fail(new Respond.Refused({ status: 404, reason: `No machine '${name}'` }))
+    : Effect.succeed(entry)
 }
+
+// The pages over what reads the log and what it means: consumers, machines, the live tail.
+const watch = (machines: Machines, tailInterval: number, history: LagHistory.LagHistory): Record<string, Handler> => ({
+  subscriptions: Effect.fnUntraced(function* () {
+    const report = yield* PgOperations.status
+    yield* history.record(Date.now(), report.partitions)
+    return Respond.json({ ...report, history: yield* history.samples })
+  }),
+  parked: Effect.fnUntraced(function* (request) {
+    const name = yield* Respond.text(Respond.query(request), "subscription")
+    return Respond.json({ subscription: name, items: yield* PgOperations.parked(name) })
+  }),
+  machine: Effect.fnUntraced(function* (request) {
+    const q = Respond.query(request)
+    const name = yield* Respond.text(q, "name")
+    const { graph } = yield* machineNamed(machines, name)
+    const stream = q.get("stream") ?? ""
+    const path = stream === "" ? undefined : MachinePath.follow(graph, yield* ExplorerQueries.eventTypes(stream))
+    return Respond.json({ name, graph, stream: stream === "" ? undefined : stream, path })
+  }),
+  tail: Effect.fnUntraced(function* () {
+    const messages = Tail.messages({ initial: 20, interval: tailInterval })
+    const context = yield* Effect.context<SqlClient.SqlClient>()
+    const body = messages.pipe(
+      Stream.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Stream.failCause(cause)
+          : Stream.fromEffect(
+              Effect.as(Effect.logError("Explorer: the tail failed", cause), "event: failed\ndata: {}\n\n")
+            )
+      ),
+      Stream.encodeText,
+      Stream.provideContext(context)
+    )
+    return HttpServerResponse.stream(body, {
+      contentType: "text/event-stream",
+      headers: { ...Respond.baseHeaders, "x-accel-buffering": "no" }
+    })
+  })
+})
 
 const positionOf = (text: string | undefined, name: string) =>
   text !== undefined && /^\d{1,19}$/.test(text)
@@ -257,8 +263,12 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
       yield* router.add("GET", `${base}/assets/:file`, (request) =>
         Assets.serve(decodeURIComponent(new URL(request.url, "http://localhost").pathname.split("/").pop() ?? ""))
       )
-      for (const [name, handler] of Object.entries(reads(options, history)))
-        yield* route("GET", `/api/${name}`, handler)
+      const machines = options.machines ?? {}
+      const handlers = {
+        ...browse(machines, options.token !== undefined),
+        ...watch(machines, options.tailInterval ?? 500, history)
+      }
+      for (const [name, handler] of Object.entries(handlers)) yield* route("GET", `/api/${name}`, handler)
       if (options.token !== undefined) {
         const act = actions(options.token)
         yield* route("POST", "/api/parked/retry", act.retry)

@@ -2,6 +2,7 @@
  * JSON answers of the explorer's API: bigints as decimal strings, dates as ISO strings, errors as
  * `{ "error": "..." }` with a status, and the query's parameters read with a typed error for bad ones.
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -27,12 +28,13 @@ export const json = (value: unknown, status = 200): HttpServerResponse.HttpServe
     headers: baseHeaders
   })
 
-/** Answers a `Refused` with its status, and any other failure with 500 (logged). */
+/** Answers a `Refused` with its status, and any other failure with 500 (logged); an interrupted request stays so. */
 export const guard = <E, R>(
   effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   effect.pipe(
     Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
       const failure = cause.reasons.find((r) => r._tag === "Fail")
       if (failure !== undefined && failure.error instanceof Refused) {
         return Effect.succeed(json({ error: failure.error.reason }, failure.error.status))
