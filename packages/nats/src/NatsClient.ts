@@ -13,6 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 
 /**
  * No NATS server with JetStream answered at start: `servers` is where the client looked, `reason` what went wrong.
@@ -43,6 +44,11 @@ export class NatsClient extends Context.Service<
     readonly jetstream: JetStreamClient
     readonly manager: JetStreamManager
     readonly servers: string
+    /**
+     * How many times the connection was lost so far. A publisher that sees it change knows that some of what it sent
+     * since may be lost while what it sends next is not: the relay publishes its batch again from its start.
+     */
+    readonly disconnects: () => number
   }
 >()("@evently/nats/NatsClient") {}
 
@@ -110,7 +116,25 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     try: () => jetstreamManager(connection, { timeout }),
     catch: (error) => unreachable(`JetStream does not answer: ${describe(error)}`)
   })
-  return NatsClient.of({ connection, jetstream: jetstream(connection, { timeout }), manager, servers })
+  let disconnects = 0
+  yield* Effect.forkScoped(
+    Stream.runForEach(
+      Stream.fromAsyncIterable(connection.status(), () => undefined),
+      (status) =>
+        Effect.sync(() => {
+          if (status.type === "disconnect" || status.type === "staleConnection" || status.type === "forceReconnect") {
+            disconnects++
+          }
+        })
+    ).pipe(Effect.ignore)
+  )
+  return NatsClient.of({
+    connection,
+    jetstream: jetstream(connection, { timeout }),
+    manager,
+    servers,
+    disconnects: () => disconnects
+  })
 })
 
 /**

@@ -156,7 +156,7 @@ export const run = (
     const maxInFlight = options.maxInFlight ?? 256
     const attributes = { stream: options.stream.name }
     yield* JetStreamStream.ensure(options.stream, { create: options.create, prefix })
-    const { jetstream } = yield* NatsClient.NatsClient
+    const { disconnects, jetstream } = yield* NatsClient.NatsClient
     const subscriptions = yield* Subscriptions.Subscriptions
     const lifecycles = yield* SubscriptionLifecycle.make
 
@@ -165,6 +165,7 @@ export const run = (
         const parent = yield* traceParent
         const outcome = yield* Publisher.publishBatch(
           jetstream,
+          disconnects,
           options.stream.name,
           batch.events,
           subjectOf,

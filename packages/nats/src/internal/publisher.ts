@@ -21,6 +21,12 @@ const failure = (outcome: Extract<Outcome, { ok: false }>) =>
     cause: outcome.error
   })
 
+const lostConnection = (event: EventStore.RecordedEvent) =>
+  new Subscriptions.SubscriptionStorageError({
+    operation: `publish to JetStream (event ${event.eventId} at position ${event.position})`,
+    cause: new Error("the connection to NATS was lost during the batch; it is published again from its start")
+  })
+
 /**
  * Publishes the events in order on one connection (so JetStream stores them in that order), at most `maxInFlight`
  * unacknowledged at a time, and succeeds once every one is acknowledged by `stream`. The first failed publish fails
@@ -29,6 +35,7 @@ const failure = (outcome: Extract<Outcome, { ok: false }>) =>
  */
 export const publishBatch = Effect.fnUntraced(function* (
   js: JetStreamClient,
+  disconnects: () => number,
   stream: string,
   events: ReadonlyArray<EventStore.RecordedEvent>,
   subjectOf: Subjects.SubjectOf,
@@ -45,8 +52,12 @@ export const publishBatch = Effect.fnUntraced(function* (
     acked++
     if (outcome.ack.duplicate) duplicates++
   })
+  const connection = disconnects()
   for (const event of events) {
     if (pending.length >= maxInFlight) yield* settle()
+    // After a lost connection, what was sent before it may be lost while what is sent now would land: stop, so that
+    // JetStream only ever holds a prefix of the batch, and the batch is published again from its start.
+    if (disconnects() !== connection) return yield* lostConnection(event)
     const subject = subjectOf(event)
     const message = Envelope.encode(event, subject, traceParent)
     pending.push(
