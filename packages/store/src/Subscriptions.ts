@@ -149,8 +149,10 @@ export const Stop: ErrorPolicy = { _tag: "Stop" }
 
 /**
  * Options of `run`: those of `subscribe`, the error policy (default `Stop`), `transactional` (default false):
- * when true, the handler's writes to the same database and the checkpoint commit in one transaction, and how the
- * lifecycle is reported (`progressInterval`, `lagThreshold`: see `SubscriptionLifecycle.Reporting`).
+ * when true, the handler's writes to the same database and the checkpoint commit in one transaction (without a
+ * savepoint per event: a batch whose handler fails under `Skip` or `Retry` is rolled back and redone with one, see
+ * `Batch.tryCommitWith`), and how the lifecycle is reported (`progressInterval`, `lagThreshold`: see
+ * `SubscriptionLifecycle.Reporting`).
  *
  * @since 0.1.0
  * @category models
@@ -744,7 +746,10 @@ const isDeclined = (error: unknown): error is Declined => error instanceof Decli
  * policy, then commits the batch (inside one transaction with the handler when `transactional`). A fault that a retry
  * may fix (see {@link isRecoverable}; the handler's own transient SQL faults included, whatever the policy) ends that
  * partition's session without committing, and the partition starts over from its last committed checkpoint after a
- * backoff (see {@link Recovery}), logging each recovery. Adapters share this loop. Each partition reports its
+ * backoff (see {@link Recovery}), logging each recovery. A transactional batch runs without a savepoint per event
+ * when the adapter has `Batch.tryCommitWith`; under `Skip` or `Retry`, a handler's failure rolls it back and it is
+ * redone with `isolate` around each event. Each batch is traced as a root span `Subscriptions.batch`. Adapters share
+ * this loop. Each partition reports its
  * lifecycle to `lifecycles` (see `SubscriptionLifecycle`): the adapter's session sends its signals through
  * `SubscriptionLifecycle.SessionSignals`, provided here to the stream of `subscribe`.
  *

@@ -3,7 +3,9 @@
  * batch, however far the reader has read ahead of it) or the end of the session poisons the committer: every later
  * commit of its batches fails at once without touching the database, and the next read ends the session, so the
  * partition starts over from the checkpoint that really committed. Without this, a batch read ahead would
- * compare-and-set from the last good checkpoint and commit over the batch whose commit had failed.
+ * compare-and-set from the last good checkpoint and commit over the batch whose commit had failed. `tryCommitWith` is
+ * the one exception: a failure of its own effect rolled everything back and leaves the committer usable, for `run` to
+ * redo that batch (with a savepoint per event) before any later one.
  */
 import type * as EventStore from "@evently/store/EventStore"
 import * as Subscriptions from "@evently/store/Subscriptions"
