@@ -28,7 +28,7 @@ import * as Subjects from "./Subjects.ts"
  * (default `evently`) or a `subject` function (default `<prefix>.<category>.<type>`; `Subjects.microcosm(prefix)` for
  * microcosm's names), `maxInFlight` publishes awaiting their ack (default 256), the `recovery` backoff after a failed
  * batch, and the subscription's own options (`categories`, `eventTypes`, `start`, `batchSize` (default 500),
- * `partitions`, `partition`, `pollInterval`, lifecycle reporting).
+ * `partitions`, `partition`, `pollInterval`, lifecycle reporting and the `lifecycles` to report to).
  *
  * @since 0.1.0
  * @category models
@@ -41,6 +41,11 @@ export interface Options extends Omit<Subscriptions.SubscribeOptions, "ephemeral
   readonly subject?: Subjects.SubjectOf | undefined
   readonly maxInFlight?: number | undefined
   readonly recovery?: Subscriptions.Recovery | undefined
+  /**
+   * Where the relay reports the lifecycle of its partitions (make one with `SubscriptionLifecycle.make` and watch
+   * `lifecycles.events(name)`); by default lifecycles of its own, seen only in the logs and metrics.
+   */
+  readonly lifecycles?: SubscriptionLifecycle.Lifecycles | undefined
 }
 
 /**
@@ -158,7 +163,7 @@ export const run = (
     yield* JetStreamStream.ensure(options.stream, { create: options.create, prefix })
     const { disconnects, jetstream } = yield* NatsClient.NatsClient
     const subscriptions = yield* Subscriptions.Subscriptions
-    const lifecycles = yield* SubscriptionLifecycle.make
+    const lifecycles = options.lifecycles ?? (yield* SubscriptionLifecycle.make)
 
     const publish = (batch: Subscriptions.Batch) =>
       Effect.gen(function* () {
@@ -230,6 +235,7 @@ export const run = (
       subject: _f,
       maxInFlight: _m,
       recovery: _r,
+      lifecycles: _l,
       ...rest
     } = options
     return yield* Subscriptions.makeRun(

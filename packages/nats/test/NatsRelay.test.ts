@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { Envelope, JetStreamStream, NatsClient, NatsConsumer, NatsRelay, Subjects } from "@evently/nats"
-import { EventCodec, EventStore, Subscriptions } from "@evently/store"
+import { EventCodec, EventStore, SubscriptionLifecycle, Subscriptions } from "@evently/store"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -51,6 +51,7 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         const name = unique("relay")
         const [cat, dog] = [unique("cat"), unique("dog")]
         const streams = [`${cat}-1`, `${cat}-2`, `${dog}-1`]
+        const lifecycles = yield* SubscriptionLifecycle.make
         yield* appendInterleaved(streams, 10)
         const subscriptions = yield* Subscriptions.Subscriptions
         yield* Effect.forkScoped(
@@ -61,7 +62,8 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
             prefix,
             categories: [cat, dog],
             batchSize: 7,
-            maxInFlight: 3
+            maxInFlight: 3,
+            lifecycles
           })
         )
         yield* subscriptions.waitUntilCaughtUp(name, { timeout: "20 seconds" })
@@ -98,6 +100,14 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
             Array.from({ length: 10 }, (_, i) => i + 1)
           )
         }
+        // Its lifecycle went to the lifecycles it was given: it reports that it is live.
+        const live = yield* lifecycles.events(name).pipe(
+          Stream.filter((event) => event.phase._tag === "CaughtUp"),
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.timeoutOption("10 seconds")
+        )
+        assert.strictEqual(live._tag, "Some")
         const acked = yield* Metric.value(Metric.withAttributes(NatsRelay.acked, { stream }))
         assert.strictEqual(acked.count, 30)
       }).pipe(Effect.scoped)
