@@ -6,6 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as Faults from "./faults.ts"
 import { insertEvents, layerSubscriptions } from "./helpers.ts"
 
 // A transactional batch runs without a savepoint per event; when a handler fails, the batch's transaction rolls back
@@ -163,6 +164,34 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
             [bad]
           )
         })
+    )
+
+    it.effect("Skip: a fault while the batch is redone starts over from the checkpoint; the event is parked once", () =>
+      Effect.gen(function* () {
+        yield* setUp
+        yield* Faults.install
+        const sql = yield* SqlClient.SqlClient
+        const subs = yield* Subscriptions.Subscriptions
+        const positions = yield* insertEvents("optfault-1", 5)
+        // The 2nd event's handler fails (Skip parks it, in the redo); the 4th event's SQL then fails with a
+        // serialization failure twice (a fault: the batch, its parking included, rolls back and the partition starts
+        // over from its checkpoint, twice).
+        const point = "serialization:optfault"
+        yield* Faults.arm(point, positions[3]!, 2)
+        const { handler } = projecting("optfault", (position) => position === positions[1]!)
+        const faulty = (event: { readonly position: bigint }) =>
+          Effect.andThen(sql`select fault_serialization(${point}, ${event.position})`, handler(event))
+        yield* runUntilCaughtUp("optfault", faulty, Subscriptions.Skip)
+        assert.strictEqual(yield* Faults.fired(point), 2)
+        assert.deepStrictEqual(
+          yield* rowsOf("optfault"),
+          positions.filter((_, i) => i !== 1).map((position) => [position, 1] as const)
+        )
+        assert.deepStrictEqual(
+          (yield* subs.parked("optfault")).map((event) => event.position),
+          [positions[1]!]
+        )
+      })
     )
 
     it.effect("Stop: a failing event rolls the whole batch back and moves no checkpoint", () =>
