@@ -472,7 +472,7 @@ export interface Batch {
    * transaction rolls back and the batch can be committed again, where `commitWith` ends the session so that no later
    * batch commits over it. Only adapters whose `commitWith` is a database transaction have it (Postgres, PGlite):
    * `run` handles a transactional batch through it without a savepoint per event, and redoes the batch event by event
-   * when a handler fails.
+   * when a handler fails. A wrapper of batches that changes `commitWith` must change it too, or leave it out.
    *
    * @since 0.2.0
    */
