@@ -3,6 +3,7 @@
 export interface Info {
   readonly actions: boolean
   readonly machines: ReadonlyArray<string>
+  readonly projections: ReadonlyArray<string>
 }
 
 export interface Category {

@@ -170,6 +170,33 @@ const act = (what: "retry" | "drop", row: M.Parked, status: HTMLElement, refresh
     what
   )
 
+const rebuildButtons = (info: M.Info, status: HTMLElement, refresh: () => void) =>
+  info.actions &&
+  info.projections.length > 0 &&
+  h(
+    "p",
+    { class: "rebuilds" },
+    "Rebuild from the beginning (blue/green): ",
+    ...info.projections.map((name) =>
+      h(
+        "button",
+        {
+          class: "rebuild",
+          onclick: () => {
+            Api.post<unknown>("rebuild", { projection: name }).then(
+              () => {
+                replace(status, `Rebuilding ${name}: its new build shows below until it takes over.`)
+                refresh()
+              },
+              (error: unknown) => replace(status, `Refused: ${error instanceof Error ? error.message : String(error)}`)
+            )
+          }
+        },
+        name
+      )
+    )
+  )
+
 export const subscriptions: Page = async (_params, info, main) => {
   const status = h("p", { id: "action-status", role: "status" })
   const body = h("div")
@@ -231,7 +258,14 @@ export const subscriptions: Page = async (_params, info, main) => {
   const refresh = () => {
     render().catch((error: unknown) => replace(body, h("p", { class: "error" }, String(error))))
   }
-  replace(main, h("h1", {}, "Subscriptions and projections"), actionsBar(info, refresh), status, body)
+  replace(
+    main,
+    h("h1", {}, "Subscriptions and projections"),
+    actionsBar(info, refresh),
+    rebuildButtons(info, status, refresh),
+    status,
+    body
+  )
   await render()
   const timer = setInterval(refresh, 2000)
   return () => clearInterval(timer)

@@ -17,10 +17,13 @@
  */
 import type * as Graph from "@evently/machine/Graph"
 import * as PgOperations from "@evently/postgres/PgOperations"
+import * as PgProjections from "@evently/postgres/PgProjections"
 import * as PgSubscriptions from "@evently/postgres/PgSubscriptions"
+import type * as Projection from "@evently/store/Projection"
 import * as Subscriptions from "@evently/store/Subscriptions"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -49,8 +52,9 @@ export interface MachineEntry {
 
 /**
  * Options of {@link layer}: `path`, where the page lives (default `/explorer`; the API is under `<path>/api`),
- * `machines` by name (a stream's machine is the one named like its category, or the one the page picks), `token`,
- * which enables the actions and must then come with each of them, and `tailInterval`, how often the live tail looks
+ * `machines` by name (a stream's machine is the one named like its category, or the one the page picks),
+ * `projections` by name (table projections whose handlers use only the `SqlClient`, as a config module's are: the
+ * page can start their rebuild), `token`, which enables the actions and must then come with each of them, and `tailInterval`, how often the live tail looks
  * for new events (default 500 ms).
  *
  * @since 0.1.0
@@ -59,6 +63,7 @@ export interface MachineEntry {
 export interface Options {
   readonly path?: `/${string}` | undefined
   readonly machines?: { readonly [name: string]: MachineEntry } | undefined
+  readonly projections?: { readonly [name: string]: Projection.Projection<unknown, unknown> } | undefined
   readonly token?: string | undefined
   readonly tailInterval?: number | undefined
 }
@@ -80,8 +85,15 @@ const paged = <A>(items: ReadonlyArray<A>, limit: number) => ({ items, more: ite
 type Machines = NonNullable<Options["machines"]>
 
 // The pages over the log: categories, streams, events, search.
-const browse = (machines: Machines, actions: boolean): Record<string, Handler> => ({
-  info: () => Effect.succeed(Respond.json({ actions, machines: Object.keys(machines).sort() })),
+const browse = (options: Options): Record<string, Handler> => ({
+  info: () =>
+    Effect.succeed(
+      Respond.json({
+        actions: options.token !== undefined,
+        machines: Object.keys(options.machines ?? {}).sort(),
+        projections: Object.keys(options.projections ?? {}).sort()
+      })
+    ),
   categories: () => Effect.map(ExplorerQueries.categories(), (items) => Respond.json({ items })),
   streams: Effect.fnUntraced(function* (request) {
     const q = Respond.query(request)
@@ -103,6 +115,7 @@ const browse = (machines: Machines, actions: boolean): Record<string, Handler> =
     return Respond.json(paged(events, limit))
   }),
   stream: Effect.fnUntraced(function* (request) {
+    const machines = options.machines ?? {}
     const q = Respond.query(request)
     const name = yield* Respond.text(q, "name")
     const order = yield* Respond.choice(q, "order", ["desc", "asc"])
@@ -180,6 +193,30 @@ const ids = (q: URLSearchParams) => {
     : Effect.fail(new Respond.Refused({ status: 400, reason: `'id' must be a parked event's id, not '${id}'` }))
 }
 
+// Starts a projection's rebuild in the background (one at a time per projection) and answers 202 at once: the
+// rebuild takes as long as the log is long, and shows on the subscriptions page while it runs.
+const rebuild =
+  (projections: NonNullable<Options["projections"]>, running: FiberMap.FiberMap<string>): Handler =>
+  (request) =>
+    Effect.gen(function* () {
+      const name = yield* Respond.text(Respond.query(request), "projection")
+      const projection = Object.hasOwn(projections, name) ? projections[name] : undefined
+      if (projection === undefined)
+        return yield* new Respond.Refused({ status: 404, reason: `No projection '${name}'` })
+      if (yield* FiberMap.has(running, name)) {
+        return yield* new Respond.Refused({ status: 409, reason: `Projection '${name}' is being rebuilt already` })
+      }
+      const context = yield* Effect.context<SqlClient.SqlClient>()
+      // A config module's projection: its handlers use only the SqlClient.
+      const build = PgProjections.rebuild(projection as Projection.Projection<unknown, never>).pipe(
+        Effect.provide(PgSubscriptions.layer()),
+        Effect.provideContext(context),
+        Effect.tapCause((cause) => Effect.logError(`Explorer: the rebuild of '${name}' failed`, cause))
+      )
+      yield* FiberMap.run(running, name, build, { onlyIfMissing: true })
+      return Respond.json({ projection: name, rebuilding: true }, 202)
+    })
+
 const actions = (token: string) => {
   const authorized =
     (handler: Handler): Handler =>
@@ -193,6 +230,7 @@ const actions = (token: string) => {
             })
           )
   return {
+    authorized,
     retry: authorized(
       Effect.fnUntraced(function* (request) {
         const q = Respond.query(request)
@@ -237,8 +275,9 @@ const actions = (token: string) => {
  * `streams?category=&after=&limit=`, `categoryEvents?category=&before=&limit=`,
  * `stream?name=&order=asc|desc&from=&limit=`, `search?q=`, `subscriptions`,
  * `parked?subscription=`, `machine?name=&stream=`, `tail` (SSE); with a token, `POST` `parked/retry` and
- * `parked/drop` (`?subscription=&id=`, all of the subscription's without `id`) and `rebase`
- * (`?subscription=&to=end|beginning|after&after=`).
+ * `parked/drop` (`?subscription=&id=`, all of the subscription's without `id`), `rebase`
+ * (`?subscription=&to=end|beginning|after&after=`) and `rebuild` (`?projection=`: starts a blue/green rebuild in this
+ * process, answers 202).
  *
  * @since 0.1.0
  * @category layers
@@ -265,7 +304,7 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
       )
       const machines = options.machines ?? {}
       const handlers = {
-        ...browse(machines, options.token !== undefined),
+        ...browse(options),
         ...watch(machines, options.tailInterval ?? 500, history)
       }
       for (const [name, handler] of Object.entries(handlers)) yield* route("GET", `/api/${name}`, handler)
@@ -274,6 +313,8 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
         yield* route("POST", "/api/parked/retry", act.retry)
         yield* route("POST", "/api/parked/drop", act.drop)
         yield* route("POST", "/api/rebase", act.rebase)
+        const running = yield* FiberMap.make<string>()
+        yield* route("POST", "/api/rebuild", act.authorized(rebuild(options.projections ?? {}, running)))
       }
     })
   )

@@ -1,8 +1,10 @@
 import { NodeHttpServer } from "@effect/platform-node"
+import * as PgProjections from "@evently/postgres/PgProjections"
 import * as PgSchema from "@evently/postgres/PgSchema"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -16,7 +18,7 @@ const token = "s3cret-token"
 const Server = HttpRouter.serve(
   Layer.mergeAll(
     Explorer.layer({ machines: Seed.machines }),
-    Explorer.layer({ path: "/ops", machines: Seed.machines, token })
+    Explorer.layer({ path: "/ops", machines: Seed.machines, projections: { task_titles: Seed.TaskTitles }, token })
   ),
   { disableLogger: true, disableListenLog: true }
 ).pipe(
@@ -194,6 +196,38 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
       assert.strictEqual(retried.status, 200)
       assert.strictEqual(retried.body.rewinds[0].retried.length, 1)
       assert.strictEqual((yield* call(`/ops/api/parked?${query}`)).body.items.length, 0)
+    })
+  )
+
+  it.effect("starts a projection's rebuild in the background with the token, and it takes over", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const post = (query: string, bearer?: string) =>
+        call(`/ops/api/rebuild?${query}`, {
+          method: "POST",
+          headers: bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }
+        })
+      assert.strictEqual((yield* post("projection=task_titles")).status, 401)
+      assert.strictEqual((yield* post("projection=nope", token)).status, 404)
+      assert.deepStrictEqual((yield* call("/ops/api/info")).body.projections, ["task_titles"])
+      const started = yield* post("projection=task_titles", token)
+      assert.strictEqual(started.status, 202)
+      const builds = yield* PgProjections.builds("task_titles").pipe(
+        Effect.repeat({
+          until: (all) => all.some((b) => b.state === "active"),
+          schedule: Schedule.spaced("100 millis")
+        })
+      )
+      assert.deepStrictEqual(
+        builds.map((b) => `v${b.version}b${b.build} ${b.state}`),
+        ["v1b1 active"]
+      )
+      const titles = yield* sql<{ stream: string; title: string }>`select stream, title from task_titles
+        where stream in ('task-1', 'task-2') order by stream`
+      assert.deepStrictEqual(
+        titles.map((r) => `${r.stream}: ${r.title}`),
+        ["task-1: write the explorer", "task-2: review it"]
+      )
     })
   )
 

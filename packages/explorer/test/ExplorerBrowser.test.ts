@@ -43,7 +43,12 @@ const BrowserLive = Layer.effect(
     }
     buildClient()
     mkdirSync(screenshots, { recursive: true })
-    const url = yield* Explorer.serve({ port: 0, token, machines: Seed.machines })
+    const url = yield* Explorer.serve({
+      port: 0,
+      token,
+      machines: Seed.machines,
+      projections: { task_titles: Seed.TaskTitles }
+    })
     const profile = mkdtempSync(join(tmpdir(), "evently-explorer-chromium-"))
     const context = yield* Effect.acquireRelease(
       Effect.promise(() =>
@@ -183,7 +188,7 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the explorer
     })
   )
 
-  it.effect("refuses to retry a parked event without the token, and retries it with the token", () =>
+  it.effect("refuses to retry a parked event without the token, retries it with the token, starts a rebuild", () =>
     Effect.gen(function* () {
       const page = yield* visit("#/subscriptions")
       yield* promise(() => page.waitForSelector("#parked button.retry"))
@@ -196,6 +201,10 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the explorer
       yield* promise(() => page.click("#parked button.retry"))
       yield* promise(() => page.waitForSelector("#action-status >> text=Retried"))
       yield* promise(() => page.waitForSelector("#parked", { state: "detached" }))
+      yield* promise(() => page.click("button.rebuild"))
+      yield* promise(() => page.waitForSelector("#action-status >> text=Rebuilding task_titles"))
+      yield* promise(() => page.waitForSelector("#partitions >> text=task_titles v1 (active)"))
+      yield* shot(page, "rebuilt")
     })
   )
 })

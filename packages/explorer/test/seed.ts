@@ -7,7 +7,7 @@ import * as Graph from "@evently/machine/Graph"
 import * as Machine from "@evently/machine/Machine"
 import * as Rule from "@evently/machine/Rule"
 import { PgEventStore, PgSchema } from "@evently/postgres"
-import { EventStore } from "@evently/store"
+import { EventCodec, EventStore, Projection } from "@evently/store"
 import { TestDatabase } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -27,6 +27,28 @@ export const TaskMachine = Machine.make(TaskEvent, {
   Started: { follows: Rule.anyOf(Rule.event("Created"), Rule.event("Paused")) },
   Paused: { follows: Rule.event("Started") },
   Completed: { follows: Rule.event("Started") }
+})
+
+/** A table projection of each task's title, for the rebuild action. */
+export const TaskTitles = Projection.make({
+  name: "task_titles",
+  version: 1,
+  tables: {
+    task_titles: (sql, table) => sql`create table ${sql(table)} (stream text primary key, title text not null)`
+  },
+  sources: [
+    Projection.on("task", EventCodec.make(TaskEvent), {
+      Created: (event, context) =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const table = context.tables.task_titles!
+          yield* sql`insert into ${sql(table)} (stream, title) values (${context.recorded.stream}, ${event.title})`
+        }),
+      Started: () => Effect.void,
+      Paused: () => Effect.void,
+      Completed: () => Effect.void
+    })
+  ]
 })
 
 /** The machines as the explorer takes them. */

@@ -1,6 +1,6 @@
 /**
  * `evently explore [--host h] [--port p]`: the explorer (`@evently/explorer`) on this database, with the config
- * module's machines, until Ctrl-C. Read-only unless `EVENTLY_EXPLORER_TOKEN` is set (never a flag: a command line is
+ * module's machines and projections (which the page can rebuild, given the token), until Ctrl-C. Read-only unless `EVENTLY_EXPLORER_TOKEN` is set (never a flag: a command line is
  * visible to every user of the machine).
  */
 import * as Explorer from "@evently/explorer/Explorer"
@@ -24,11 +24,17 @@ export const explore = Command.make(
   ({ host, port }) =>
     withDatabase(
       Effect.gen(function* () {
-        const { machines } = yield* config
+        const { machines, projections } = yield* config
         const token = yield* Config.option(Config.String("EVENTLY_EXPLORER_TOKEN")).pipe(
           Effect.mapError((error) => ExitCode.fail(ExitCode.Usage, error.message))
         )
-        const url = yield* Explorer.serve({ host, port, machines, token: Option.getOrUndefined(token) }).pipe(
+        const url = yield* Explorer.serve({
+          host,
+          port,
+          machines,
+          projections,
+          token: Option.getOrUndefined(token)
+        }).pipe(
           Effect.mapError((error) =>
             ExitCode.fail(ExitCode.Unavailable, `Cannot listen on ${host}:${port}: ${error.message}`)
           )
