@@ -141,6 +141,84 @@ const traceParent = Effect.map(Effect.option(Effect.currentSpan), (span) =>
     : undefined
 )
 
+// Publishes one batch and waits for every ack, with its metrics and span.
+const publisher = (options: Options, client: NatsClient.NatsClient["Service"], subjectOf: Subjects.SubjectOf) => {
+  const attributes = { stream: options.stream.name }
+  const count = (metric: Metric.Metric<number, unknown>, n: number) =>
+    Metric.update(Metric.withAttributes(metric, attributes), n)
+  return (batch: Subscriptions.Batch) =>
+    Effect.gen(function* () {
+      const outcome = yield* Publisher.publishBatch(
+        client.jetstream,
+        client.disconnects,
+        options.stream.name,
+        batch.events,
+        subjectOf,
+        options.maxInFlight ?? 256,
+        yield* traceParent,
+        (n) => count(published, n)
+      ).pipe(Effect.tapError(() => count(failures, 1)))
+      yield* count(acked, outcome.acked)
+      yield* count(duplicates, outcome.duplicates)
+      const last = batch.events[batch.events.length - 1]
+      if (last !== undefined) {
+        const now = yield* Clock.currentTimeMillis
+        yield* count(lagSeconds, (now - DateTime.toEpochMillis(last.recordedAt)) / 1000)
+      }
+    }).pipe(
+      Effect.withSpan("NatsRelay.publish", {
+        attributes: {
+          subscription: batch.subscription,
+          partition: batch.partition,
+          "jetstream.stream": options.stream.name,
+          events: batch.events.length,
+          "position.first": String(batch.events[0]?.position ?? ""),
+          "position.last": String(batch.events[batch.events.length - 1]?.position ?? ""),
+          "correlation.id": batch.events[0]?.metadata.correlationId ?? ""
+        }
+      })
+    )
+}
+
+// The batch with a commit that first publishes it and waits for every ack: the checkpoint moves only after them.
+const publishedBeforeCommit =
+  (publish: (batch: Subscriptions.Batch) => Effect.Effect<void, Subscriptions.SubscriptionError>) =>
+  (batch: Subscriptions.Batch): Subscriptions.Batch => ({
+    subscription: batch.subscription,
+    partition: batch.partition,
+    events: batch.events,
+    checkpoint: batch.checkpoint,
+    commit: Effect.andThen(publish(batch), batch.commit),
+    commitWith: (effect) => Effect.andThen(publish(batch), batch.commitWith(effect)),
+    isolate: batch.isolate,
+    park: batch.park
+  })
+
+// The handler of the run: it only checks each event's subject (publishing happens at commit, per batch).
+const checkSubject = (subjectOf: Subjects.SubjectOf) => (event: EventStore.RecordedEvent) => {
+  const subject = subjectOf(event)
+  const problem = Subjects.problem(subject)
+  return problem === undefined
+    ? Effect.void
+    : Effect.fail(new Subjects.InvalidSubject({ subject: String(subject), eventId: event.eventId, reason: problem }))
+}
+
+// The subscription options of the relay's run: its own options without the relay's.
+const runOptions = (options: Options): Subscriptions.RunOptions => {
+  const {
+    name: _n,
+    stream: _s,
+    create: _c,
+    prefix: _p,
+    subject: _f,
+    maxInFlight: _m,
+    recovery: _r,
+    lifecycles: _l,
+    ...rest
+  } = options
+  return { batchSize: 500, ...rest, onError: Subscriptions.Stop, transactional: false }
+}
+
 /**
  * Runs the relay until interrupted: makes sure the stream can take its messages, then relays every matching event
  * committed after its checkpoint (from `start` the first time), forever. Any number of processes may run it; one is
@@ -158,92 +236,19 @@ export const run = (
     if (reason !== undefined) return yield* new Subscriptions.InvalidSubscription({ subscription: name, reason })
     const prefix = options.prefix ?? Subjects.defaultPrefix
     const subjectOf = options.subject ?? Subjects.byCategoryAndType(prefix)
-    const maxInFlight = options.maxInFlight ?? 256
-    const attributes = { stream: options.stream.name }
     yield* JetStreamStream.ensure(options.stream, { create: options.create, prefix })
-    const { disconnects, jetstream } = yield* NatsClient.NatsClient
+    const client = yield* NatsClient.NatsClient
     const subscriptions = yield* Subscriptions.Subscriptions
-    const lifecycles = options.lifecycles ?? (yield* SubscriptionLifecycle.make)
-
-    const publish = (batch: Subscriptions.Batch) =>
-      Effect.gen(function* () {
-        const parent = yield* traceParent
-        const outcome = yield* Publisher.publishBatch(
-          jetstream,
-          disconnects,
-          options.stream.name,
-          batch.events,
-          subjectOf,
-          maxInFlight,
-          parent,
-          (count) => Metric.update(Metric.withAttributes(published, attributes), count)
-        ).pipe(Effect.tapError(() => Metric.update(Metric.withAttributes(failures, attributes), 1)))
-        yield* Metric.update(Metric.withAttributes(acked, attributes), outcome.acked)
-        yield* Metric.update(Metric.withAttributes(duplicates, attributes), outcome.duplicates)
-        const last = batch.events[batch.events.length - 1]
-        if (last !== undefined) {
-          const now = yield* Clock.currentTimeMillis
-          yield* Metric.update(
-            Metric.withAttributes(lagSeconds, attributes),
-            (now - DateTime.toEpochMillis(last.recordedAt)) / 1000
-          )
-        }
-      }).pipe(
-        Effect.withSpan("NatsRelay.publish", {
-          attributes: {
-            subscription: batch.subscription,
-            partition: batch.partition,
-            "jetstream.stream": options.stream.name,
-            events: batch.events.length,
-            "position.first": String(batch.events[0]?.position ?? ""),
-            "position.last": String(batch.events[batch.events.length - 1]?.position ?? ""),
-            "correlation.id": batch.events[0]?.metadata.correlationId ?? ""
-          }
-        })
-      )
-
-    // Each batch publishes, awaits every ack, and only then commits its checkpoint.
-    const relayed = (batch: Subscriptions.Batch): Subscriptions.Batch => ({
-      subscription: batch.subscription,
-      partition: batch.partition,
-      events: batch.events,
-      checkpoint: batch.checkpoint,
-      commit: Effect.andThen(publish(batch), batch.commit),
-      commitWith: (effect) => Effect.andThen(publish(batch), batch.commitWith(effect)),
-      isolate: batch.isolate,
-      park: batch.park
-    })
+    const relayed = publishedBeforeCommit(publisher(options, client, subjectOf))
     const subscribe = (subscription: string, subscribeOptions?: Subscriptions.SubscribeOptions) =>
       Stream.map(subscriptions.subscribe(subscription, subscribeOptions), relayed)
-
-    // The handler only checks each event's subject (a bad subject function stops the relay with InvalidSubject);
-    // publishing happens at commit, per batch.
-    const check = (event: EventStore.RecordedEvent) => {
-      const subject = subjectOf(event)
-      const problem = Subjects.problem(subject)
-      return problem === undefined
-        ? Effect.void
-        : Effect.fail(
-            new Subjects.InvalidSubject({ subject: String(subject), eventId: event.eventId, reason: problem })
-          )
-    }
-    const {
-      name: _n,
-      stream: _s,
-      create: _c,
-      prefix: _p,
-      subject: _f,
-      maxInFlight: _m,
-      recovery: _r,
-      lifecycles: _l,
-      ...rest
-    } = options
     return yield* Subscriptions.makeRun(
       subscribe,
       options.recovery ?? { initialDelay: "200 millis", maxDelay: "30 seconds" },
       undefined,
-      lifecycles
-    )(name, check, { batchSize: 500, ...rest, onError: Subscriptions.Stop, transactional: false }).pipe(
+      options.lifecycles ?? (yield* SubscriptionLifecycle.make)
+    )(name, checkSubject(subjectOf), runOptions(options)).pipe(
+      // A bad subject is the relay's own error, not a handler's.
       Effect.catchTag("HandlerFailed", (error) =>
         Effect.fail(error.cause instanceof Subjects.InvalidSubject ? error.cause : error)
       )
