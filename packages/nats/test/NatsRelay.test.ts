@@ -87,6 +87,7 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
           assert.strictEqual(headers.get("Evently-Stream-Version"), String(event.streamVersion))
           assert.strictEqual(headers.get("Evently-Position"), String(event.position))
           assert.strictEqual(headers.get("Evently-Schema-Version"), "1")
+          assert.match(headers.get("traceparent"), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
           assert.strictEqual(headers.get("Evently-Correlation-Id"), encodeURIComponent(`corr ${event.stream}`))
           assert.strictEqual(
             headers.get("Evently-Causation-Id"),
