@@ -22,13 +22,17 @@ import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
 import { columns, decodeRows, type EventRow } from "./internal/eventRow.ts"
 import * as GroupCommitQueue from "./internal/groupCommit.ts"
+import * as Notifier from "./internal/notifier.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as PgSchema from "./PgSchema.ts"
 
 /**
- * Options of the Postgres event store. `notify` (default `true`): each append also runs
- * `pg_notify(<events table name>, <category>)` once, delivered when its transaction commits, which is what
- * subscriptions LISTEN for.
+ * Options of the Postgres event store. `notify` (default `true`): each append that wrote something also runs
+ * `pg_notify(<events table name>, <category>)`, which is what subscriptions LISTEN for: in its own statement, delivered
+ * when its transaction commits, when it is the store's only append in flight or runs in a caller's transaction;
+ * otherwise in a small statement of its own right after its commit, shared by the categories of the appends that
+ * committed meanwhile. PostgreSQL lets only one notifying transaction commit at a time, so concurrent appends that each
+ * notified in their statement would commit one after the other.
  *
  * @since 0.1.0
  * @category models
@@ -222,12 +226,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
    */
   const writeOne = (
     append: Append.BatchAppend,
-    inTransaction: boolean
+    inTransaction: boolean,
+    notifyInStatement: boolean
   ): Effect.Effect<Outcome, EventStore.StoreError> =>
     Append.statement(
       sql,
       tables,
-      Append.parameters(append.prepared, append.recordedAt, tables.events, notify, inTransaction)
+      Append.parameters(append.prepared, append.recordedAt, tables.events, notifyInStatement, inTransaction)
     ).pipe(
       Effect.map((rows): Outcome => {
         const row = rows[0]!
@@ -248,17 +253,20 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
    * the batch is split in two and each half written on its own, down to the culprit, which gets its own error (or,
    * for a retried `Any`/`StreamExists` append, which the combined statement does not look up, its original result).
    */
-  const writeBatch = (
-    batch: ReadonlyArray<Queued>
+  const writeStatement = (
+    batch: ReadonlyArray<Queued>,
+    notifyInStatement: boolean
   ): Effect.Effect<ReadonlyArray<Exit.Exit<Outcome, EventStore.StoreError>>> => {
-    if (batch.length === 1) return Effect.map(Effect.exit(writeOne(batch[0]!.append, false)), (exit) => [exit])
+    if (batch.length === 1) {
+      return Effect.map(Effect.exit(writeOne(batch[0]!.append, false, notifyInStatement)), (exit) => [exit])
+    }
     return Append.batchStatement(
       sql,
       tables,
       Append.batchParameters(
         batch.map((queued) => queued.append),
         tables.events,
-        notify
+        notifyInStatement
       )
     ).pipe(
       Effect.map((rows) => {
@@ -310,6 +318,38 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     )
   }
 
+  /** This store's append statements in flight outside a caller's transaction. */
+  let inFlight = 0
+  const notifier = Notifier.make({
+    context: yield* Effect.context<never>(),
+    send: (categories) => sql`select pg_notify(${tables.events}::text, c.category)
+      from unnest(${categories}::text[]) as c (category)`
+  })
+
+  /**
+   * Writes a batch (see `writeStatement`) and NOTIFYs the categories it wrote: inside its statement when no other
+   * statement of this store is in flight, otherwise right after its commit, through the notifier (see
+   * `internal/notifier.ts`), so that concurrent appends do not commit one at a time.
+   */
+  const writeBatch = (
+    batch: ReadonlyArray<Queued>
+  ): Effect.Effect<ReadonlyArray<Exit.Exit<Outcome, EventStore.StoreError>>> =>
+    Effect.suspend(() => {
+      const notifyInStatement = notify && inFlight === 0
+      inFlight++
+      return writeStatement(batch, notifyInStatement).pipe(
+        Effect.ensuring(Effect.sync(() => inFlight--)),
+        Effect.tap((exits) => {
+          if (!notify || notifyInStatement) return Effect.void
+          const written = batch.filter((_, index) => {
+            const exit = exits[index]!
+            return Exit.isSuccess(exit) && exit.value !== "duplicate" && exit.value.version !== null
+          })
+          return notifier.signal(written.map((queued) => queued.append.prepared.category))
+        })
+      )
+    })
+
   const bounds = options.groupCommit === false ? undefined : options.groupCommit
   const queue =
     options.groupCommit === false
@@ -329,9 +369,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const write = (append: Append.BatchAppend): Effect.Effect<Outcome, EventStore.StoreError> =>
     Effect.flatMap(Effect.serviceOption(sql.transactionService), (transaction) =>
       transaction._tag === "Some"
-        ? writeOne(append, true)
+        ? writeOne(append, true, notify)
         : queue === undefined
-          ? writeOne(append, false)
+          ? Effect.flatMap(writeBatch([{ stream: append.prepared.stream, eventIds: [], append }]), (exits) => exits[0]!)
           : queue.submit({
               stream: append.prepared.stream,
               eventIds: append.prepared.events.map((event) => event.eventId),
