@@ -252,6 +252,55 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
     })
   )
 
+  live("transactional error policies: skip parks and retry retries as plain ones do; a redone batch counts once", () =>
+    Effect.gen(function* () {
+      const subs = yield* Subscriptions.Subscriptions
+      const positions = yield* append("cat-1", 5)
+      const bad = positions[2]!
+      const seen = yield* watchLifecycle(subs)
+      const handled = new Set<bigint>()
+      const skipping = yield* subs
+        .run(
+          "tx-skip",
+          (event) => (event.position === bad ? Effect.fail("boom") : Effect.sync(() => handled.add(event.position))),
+          { categories: ["cat"], batchSize: 10, transactional: true, onError: Subscriptions.Skip }
+        )
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("tx-skip")
+      yield* until(() => phasesOf(seen, "tx-skip").some((phase) => phase._tag === "CaughtUp"))
+      yield* Fiber.interrupt(skipping)
+      assert.deepStrictEqual(
+        positions.filter((position) => handled.has(position)),
+        positions.filter((position) => position !== bad)
+      )
+      assert.deepStrictEqual(
+        (yield* subs.parked("tx-skip")).map((event) => [event.position, event.error]),
+        [[bad, "boom"]]
+      )
+      // Adapters with transactions handle the batch again after the failure: the lifecycle counts it once.
+      const caughtUp = phasesOf(seen, "tx-skip").find((phase) => phase._tag === "CaughtUp")
+      assert.strictEqual(caughtUp?._tag === "CaughtUp" ? caughtUp.events : -1, 5)
+
+      // It would succeed on a 4th attempt; the schedule allows 2 retries after the first failure, as without
+      // transactions: a failure that makes the batch start over is the first of the policy's attempts, not an extra.
+      let attempts = 0
+      const retrying = yield* subs
+        .run("tx-retry", (event) => (event.position === bad && ++attempts <= 3 ? Effect.fail("flaky") : Effect.void), {
+          categories: ["cat"],
+          transactional: true,
+          onError: Subscriptions.Retry(Schedule.recurs(2), { exhausted: "Skip" })
+        })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("tx-retry")
+      yield* Fiber.interrupt(retrying)
+      assert.strictEqual(attempts, 3)
+      assert.deepStrictEqual(
+        (yield* subs.parked("tx-retry")).map((event) => [event.position, event.error]),
+        [[bad, "flaky"]]
+      )
+    }).pipe(Effect.scoped)
+  )
+
   live("error policies: stop fails with HandlerFailed, skip parks, retry retries", () =>
     Effect.gen(function* () {
       const subs = yield* Subscriptions.Subscriptions
