@@ -289,5 +289,22 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         assert.instanceOf(error, JetStreamStream.MissingStream)
       }).pipe(Effect.scoped)
     )
+
+    it.effect("a message that is not an evently event ends the consumer stream with InvalidEnvelope, unacked", () =>
+      Effect.gen(function* () {
+        const stream = unique("FOREIGN")
+        const prefix = unique("ev")
+        yield* removedAfter(stream)
+        yield* JetStreamStream.ensure({ name: stream }, { create: true, prefix })
+        const { jetstream, manager } = yield* NatsClient.NatsClient
+        yield* Effect.promise(() => jetstream.publish(`${prefix}.other.Thing`, new TextEncoder().encode("{}")))
+        const durable = unique("svc")
+        const error = yield* Effect.flip(Stream.runDrain(NatsConsumer.events({ stream, durable, ackWait: "1 minute" })))
+        assert.instanceOf(error, Envelope.InvalidEnvelope)
+        assert.include(error.message, "Nats-Msg-Id is missing")
+        const info = yield* Effect.promise(() => manager.consumers.info(stream, durable))
+        assert.strictEqual(info.num_ack_pending, 1, "left for a later delivery, not acked")
+      }).pipe(Effect.scoped)
+    )
   }
 )
