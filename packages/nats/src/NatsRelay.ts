@@ -232,7 +232,11 @@ export const run = (
 ): Effect.Effect<never, RelayError, Subscriptions.Subscriptions | NatsClient.NatsClient> =>
   Effect.gen(function* () {
     const name = options.name ?? defaultName
-    const reason = optionsProblem(options)
+    // Everything is checked before any I/O: the relay's options, then the subscription's.
+    const reason =
+      optionsProblem(options) ??
+      Subscriptions.problem(name, runOptions(options)) ??
+      SubscriptionLifecycle.reportingProblem(options)
     if (reason !== undefined) return yield* new Subscriptions.InvalidSubscription({ subscription: name, reason })
     const prefix = options.prefix ?? Subjects.defaultPrefix
     const subjectOf = options.subject ?? Subjects.byCategoryAndType(prefix)

@@ -306,5 +306,18 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
         assert.strictEqual(info.num_ack_pending, 1, "left for a later delivery, not acked")
       }).pipe(Effect.scoped)
     )
+
+    it.effect("options that cannot work are an InvalidSubscription saying which, before any I/O", () =>
+      Effect.gen(function* () {
+        const refused = (options: Partial<NatsRelay.Options>) =>
+          Effect.flip(NatsRelay.run({ name: "relay", stream: { name: "S" }, ...options }))
+        const inFlight = yield* refused({ maxInFlight: 0 })
+        assert.instanceOf(inFlight, Subscriptions.InvalidSubscription)
+        assert.include(inFlight.message, "maxInFlight must be a whole number from 1 to 65536, not 0")
+        assert.include((yield* refused({ prefix: "a.*" })).message, "wildcard")
+        assert.include((yield* refused({ stream: { name: "a.b" } })).message, "JetStream stream name")
+        assert.include((yield* refused({ batchSize: 0 })).message, "batchSize")
+      })
+    )
   }
 )
