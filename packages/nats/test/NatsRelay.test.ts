@@ -38,6 +38,10 @@ const appendInterleaved = (streams: ReadonlyArray<string>, perStream: number) =>
     }
   }).pipe(Effect.orDie)
 
+// The relay's error for these options (its stream "S" does not exist on the broker: a check after I/O would say so).
+const refused = (options: Partial<NatsRelay.Options>) =>
+  Effect.flip(NatsRelay.run({ name: "relay", stream: { name: "S" }, ...options }))
+
 const comparable = (e: EventStore.RecordedEvent) => ({ ...e, recordedAt: DateTime.toEpochMillis(e.recordedAt) })
 
 layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeout: "60 seconds" })(
@@ -309,8 +313,6 @@ layer(Layer.mergeAll(layerStore, layerNats), { excludeTestServices: true, timeou
 
     it.effect("options that cannot work are an InvalidSubscription saying which, before any I/O", () =>
       Effect.gen(function* () {
-        const refused = (options: Partial<NatsRelay.Options>) =>
-          Effect.flip(NatsRelay.run({ name: "relay", stream: { name: "S" }, ...options }))
         const inFlight = yield* refused({ maxInFlight: 0 })
         assert.instanceOf(inFlight, Subscriptions.InvalidSubscription)
         assert.include(inFlight.message, "maxInFlight must be a whole number from 1 to 65536, not 0")
