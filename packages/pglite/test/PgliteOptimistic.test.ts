@@ -75,7 +75,7 @@ it.live("PGlite: a transactional batch takes no savepoint: its rows share the tr
 
 it.live("PGlite: Skip with the 3rd event failing: the others commit once, the 3rd is parked without its write", () =>
   Effect.gen(function* () {
-    const { positions, rows, parked } = yield* project("skip", (positions) => [positions[2]!])
+    const { positions, rows, parked } = yield* project("skip", (appended) => [appended[2]!])
     assert.deepStrictEqual(
       rows,
       positions.filter((_, i) => i !== 2).map((position) => [position, 1] as const)
