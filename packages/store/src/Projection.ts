@@ -103,7 +103,8 @@ export const on = <A extends { readonly _tag: string }, H extends Handlers<A>>(
     category,
     eventTypes,
     handle: (recorded, context) => {
-      const handler = byTag[recorded.type]
+      // Own handlers only: an event typed `toString` or `constructor` must not reach Object.prototype's.
+      const handler = eventTypes.includes(recorded.type) ? byTag[recorded.type] : undefined
       if (handler === undefined) return Effect.void
       return Effect.flatMap(codec.decode(recorded), (event) => handler(event, context))
     }
@@ -262,6 +263,19 @@ const identifierProblem = (label: string, name: unknown): string | undefined =>
     ? `${label} ${JSON.stringify(name)} must be 1 to ${maxNameLength} lower-case letters, digits and '_', starting with a letter`
     : undefined
 
+// A physical table is `<table>_v<version>` or `<table>_v<version>b<build>`: a declared name ending so could be another
+// table's physical name (`items` and `items_v1`), and the switch would then drop a table as if it were a view.
+const physicalSuffix = /_v\d+(b\d+)?$/
+
+const tableProblem = (table: string, definition: unknown): string | undefined =>
+  identifierProblem("the table name", table) ??
+  (physicalSuffix.test(table)
+    ? `the table name ${JSON.stringify(table)} must not end like a build's physical table ('_v<version>' or '_v<version>b<build>')`
+    : undefined) ??
+  (typeof definition === "function"
+    ? undefined
+    : `the table '${table}' needs a definition (a function that creates it)`)
+
 const sourcesProblem = (sources: ReadonlyArray<Source<unknown, unknown>>): string | undefined => {
   if (sources.length === 0) return "it has no source"
   const seen = new Set<string>()
@@ -280,8 +294,9 @@ const sourcesProblem = (sources: ReadonlyArray<Source<unknown, unknown>>): strin
 
 /**
  * What is wrong with a projection's declaration, or `undefined` when nothing is: a name and table names that can be
- * Postgres identifiers, a whole version from 1 to 1,000,000, at least one source, each with a valid category and at
- * least one handler, no event type of a category handled twice.
+ * Postgres identifiers, a whole version from 1 to 1,000,000, table names that do not end like a physical table
+ * (`_v<N>`, `_v<N>b<M>`) and each with a definition, at least one source, each with a valid category and at least one
+ * handler, no event type of a category handled twice.
  *
  * @since 0.1.0
  * @category validation
@@ -293,8 +308,8 @@ export const problem = (projection: Projection<unknown, unknown>): string | unde
     (Number.isSafeInteger(version) && version >= 1 && version <= 1_000_000
       ? undefined
       : `the version must be a whole number from 1 to 1000000, not ${version}`) ??
-    Object.keys(projection.tables)
-      .map((table) => identifierProblem("the table name", table))
+    Object.entries(projection.tables)
+      .map(([table, definition]) => tableProblem(table, definition))
       .find((reason) => reason !== undefined) ??
     sourcesProblem(projection.sources)
   )

@@ -7,6 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type * as SqlClient from "effect/sql/SqlClient"
 
 const Events = Schema.TaggedUnion({
   Opened: { owner: Schema.String },
@@ -88,6 +89,39 @@ describe("Projection", () => {
     assert.match(reasons[3]!, /two sources handle 'Opened' events of category 'account'/)
     assert.match(reasons[4]!, /the table name "x-y"/)
     assert.isUndefined(Projection.problem(Projection.make({ name: "ok", version: 1, sources: [source] })))
+  })
+
+  it("refuses a table name that could be a build's physical table, or a table without a definition", () => {
+    const source = Projection.on("account", Codec, { Opened: () => Effect.void })
+    const define = (sql: SqlClient.SqlClient, table: string) => sql`create table ${sql(table)} (id text)`
+    const withTables = (tables: Record<string, Projection.TableDefinition>) =>
+      Projection.problem(Projection.make({ name: "ok", version: 1, sources: [source], tables }))
+    // `items` v1 writes `items_v1`, the physical table that the view `items_v1` would replace at the switch.
+    assert.match(withTables({ items: define, items_v1: define })!, /"items_v1" must not end like a build's physical/)
+    assert.match(withTables({ items_v2b3: define })!, /"items_v2b3" must not end like/)
+    assert.match(withTables({ items: "create table" as never })!, /the table 'items' needs a definition/)
+    assert.isUndefined(withTables({ items: define, items_v: define, v1: define, items_v1x: define }))
+  })
+
+  it("dispatches only to its own handlers: an event typed like an Object.prototype member is not handled", () =>
+    Effect.gen(function* () {
+      const source = Projection.on("account", Codec, { Opened: () => Effect.void })
+      const recorded = { type: "toString", category: "account", data: {} } as unknown as EventStore.RecordedEvent
+      const exit = yield* Effect.exit(source.handle(recorded, { recorded, replaying: false, tables: {} }))
+      assert.strictEqual(exit._tag, "Success")
+    }).pipe(Effect.runPromise))
+
+  it("rejects a handler for an unknown tag passed through a variable (compiled by tsc -b)", () => {
+    const handlers = { Opened: () => Effect.void, Renamed: () => Effect.void }
+    const widened: Record<string, () => Effect.Effect<void>> = { Opened: () => Effect.void }
+    const viaVariable = () =>
+      // @ts-expect-error "Renamed" is not a tag of the codec, even when the handlers are a variable
+      Projection.on("account", Codec, handlers)
+    const viaRecord = () =>
+      // @ts-expect-error a record of any string key may hold tags that are not the codec's
+      Projection.on("account", Codec, widened)
+    assert.strictEqual(typeof viaVariable, "function")
+    assert.strictEqual(typeof viaRecord, "function")
   })
 
   it.live("runs as a consumer on memory: typed events, replaying for history only, decode failures parked", () =>
