@@ -99,19 +99,15 @@ const browse = (options: Options): Record<string, Handler> => ({
     const q = Respond.query(request)
     const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
     const category = yield* Respond.text(q, "category")
-    const after = q.get("after") ?? undefined
+    const after = yield* Respond.optionalText(q, "after")
     return Respond.json(paged(yield* ExplorerQueries.streamsPage({ category, after, limit }), limit))
   }),
   categoryEvents: Effect.fnUntraced(function* (request) {
     const q = Respond.query(request)
     const category = yield* Respond.text(q, "category")
-    const before = q.get("before")
+    const before = yield* Respond.bigint(q, "before")
     const limit = (yield* Respond.integer(q, "limit", { min: 1, max: 500 })) ?? 50
-    const events = yield* ExplorerQueries.categoryEventsPage({
-      category,
-      before: before === null || before === "" ? undefined : yield* positionOf(before, "before"),
-      limit
-    })
+    const events = yield* ExplorerQueries.categoryEventsPage({ category, before, limit })
     return Respond.json(paged(events, limit))
   }),
   stream: Effect.fnUntraced(function* (request) {
@@ -155,9 +151,9 @@ const watch = (machines: Machines, tailInterval: number, history: LagHistory.Lag
     const q = Respond.query(request)
     const name = yield* Respond.text(q, "name")
     const { graph } = yield* machineNamed(machines, name)
-    const stream = q.get("stream") ?? ""
-    const path = stream === "" ? undefined : MachinePath.follow(graph, yield* ExplorerQueries.eventTypes(stream))
-    return Respond.json({ name, graph, stream: stream === "" ? undefined : stream, path })
+    const stream = yield* Respond.optionalText(q, "stream")
+    const path = stream === undefined ? undefined : MachinePath.follow(graph, yield* ExplorerQueries.eventTypes(stream))
+    return Respond.json({ name, graph, stream, path })
   }),
   tail: Effect.fnUntraced(function* () {
     const messages = Tail.messages({ initial: 20, interval: tailInterval })
@@ -180,18 +176,14 @@ const watch = (machines: Machines, tailInterval: number, history: LagHistory.Lag
   })
 })
 
-const positionOf = (text: string | undefined, name: string) =>
-  text !== undefined && /^\d{1,19}$/.test(text)
-    ? Effect.succeed(BigInt(text))
-    : Effect.fail(new Respond.Refused({ status: 400, reason: `'${name}' needs a position, not '${text ?? ""}'` }))
+const positionOf = (q: URLSearchParams, name: string) =>
+  Effect.flatMap(Respond.bigint(q, name), (position) =>
+    position === undefined
+      ? Effect.fail(new Respond.Refused({ status: 400, reason: `'${name}' needs a position` }))
+      : Effect.succeed(position)
+  )
 
-const ids = (q: URLSearchParams) => {
-  const id = q.get("id")
-  if (id === null || id === "") return Effect.succeed(undefined)
-  return /^\d{1,19}$/.test(id)
-    ? Effect.succeed([BigInt(id)])
-    : Effect.fail(new Respond.Refused({ status: 400, reason: `'id' must be a parked event's id, not '${id}'` }))
-}
+const ids = (q: URLSearchParams) => Effect.map(Respond.bigint(q, "id"), (id) => (id === undefined ? undefined : [id]))
 
 // Starts a projection's rebuild in the background (one at a time per projection) and answers 202 at once: the
 // rebuild takes as long as the log is long, and shows on the subscriptions page while it runs.
@@ -255,7 +247,7 @@ const actions = (token: string) => {
             ? Subscriptions.End
             : to === "beginning"
               ? Subscriptions.Beginning
-              : Subscriptions.After(yield* positionOf(q.get("after") ?? undefined, "after"))
+              : Subscriptions.After(yield* positionOf(q, "after"))
         yield* PgSubscriptions.rebase(name, start).pipe(
           Effect.catchTag("UnknownSubscription", () =>
             Effect.fail(new Respond.Refused({ status: 404, reason: `No subscription '${name}'` }))
@@ -300,7 +292,7 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
           : Effect.succeed(HttpServerResponse.empty({ status: 302, headers: { location: `${base}/` } }))
       )
       yield* router.add("GET", `${base}/assets/:file`, (request) =>
-        Assets.serve(decodeURIComponent(new URL(request.url, "http://localhost").pathname.split("/").pop() ?? ""))
+        Assets.serve(new URL(request.url, "http://localhost").pathname.split("/").pop() ?? "")
       )
       const machines = options.machines ?? {}
       const handlers = {

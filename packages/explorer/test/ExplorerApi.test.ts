@@ -248,26 +248,61 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
     })
   )
 
+  it.effect("answers 400, not 500, to positions beyond a bigint, NUL characters and malformed escapes", () =>
+    Effect.gen(function* () {
+      const huge = "9223372036854775808" // 2^63: 19 digits, one more than Postgres' bigint holds
+      const before = yield* call(`/explorer/api/categoryEvents?category=log&before=${huge}`)
+      assert.strictEqual(before.status, 400)
+      assert.include(before.body.error, "'before' must be an integer from 0 to 9223372036854775807")
+      const largest = yield* call("/explorer/api/categoryEvents?category=log&before=9223372036854775807&limit=1")
+      assert.strictEqual(largest.status, 200)
+      assert.strictEqual(largest.body.items[0].version, 120)
+      const post = (path: string) => call(path, { method: "POST", headers: { authorization: `Bearer ${token}` } })
+      assert.strictEqual((yield* post(`/ops/api/rebase?subscription=nobody&to=after&after=${huge}`)).status, 400)
+      assert.strictEqual((yield* post(`/ops/api/parked/drop?subscription=nobody&id=${huge}`)).status, 400)
+      for (const path of [
+        "/explorer/api/stream?name=task%00",
+        "/explorer/api/streams?category=task&after=task%00",
+        "/explorer/api/search?q=a%00b",
+        "/explorer/api/machine?name=task&stream=task-1%00",
+        "/explorer/api/parked?subscription=%00"
+      ]) {
+        const answer = yield* call(path)
+        assert.strictEqual(answer.status, 400, path)
+        assert.include(answer.body.error, "NUL", path)
+      }
+      assert.strictEqual((yield* call("/explorer/assets/%E0%A4%A")).status, 404)
+      assert.strictEqual((yield* call("/explorer/assets/explorer%2Ecss")).status, 200)
+    })
+  )
+
   it.effect("on its own server, listens on 127.0.0.1 by default and answers only to a loopback Host", () =>
     Effect.gen(function* () {
       const url = yield* Explorer.serve({ port: 0 })
       assert.strictEqual(url.hostname, "127.0.0.1")
       const ok = yield* Effect.promise(() => fetch(new URL("api/info", url)))
       assert.strictEqual(ok.status, 200)
-      const rebound = yield* Effect.promise(
-        () =>
-          new Promise<number>((resolve, reject) => {
-            import("node:http").then(({ request }) =>
-              request(new URL("api/info", url), { headers: { host: "evil.example:80" } }, (res) => {
-                res.resume()
-                resolve(res.statusCode ?? 0)
-              })
-                .on("error", reject)
-                .end()
-            )
-          })
-      )
+      const withHost = (host: string) =>
+        Effect.promise(
+          () =>
+            new Promise<number>((resolve, reject) => {
+              import("node:http").then(({ request }) =>
+                request(new URL("api/info", url), { headers: { host } }, (res) => {
+                  res.resume()
+                  resolve(res.statusCode ?? 0)
+                })
+                  .on("error", reject)
+                  .end()
+              )
+            })
+        )
+      const rebound = yield* withHost("evil.example:80")
       assert.strictEqual(rebound, 421)
+      // A name that merely starts like a loopback address is an attacker's DNS name, not a loopback address.
+      assert.strictEqual(yield* withHost("127.evil.example:80"), 421)
+      assert.strictEqual(yield* withHost("127.0.0.1.evil.example"), 421)
+      assert.strictEqual(yield* withHost(`127.0.0.1:${url.port}`), 200)
+      assert.strictEqual(yield* withHost(`localhost:${url.port}`), 200)
     }).pipe(Effect.scoped)
   )
 })

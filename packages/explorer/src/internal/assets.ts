@@ -33,8 +33,18 @@ const pageHeaders = { ...baseHeaders, "content-security-policy": contentSecurity
 const notFound = (what: string) =>
   HttpServerResponse.text(`${what}\n`, { status: 404, contentType: "text/plain; charset=utf-8", headers: pageHeaders })
 
-/** The file `name` of the page (`index.html`, `explorer.css`, `app.js`…), or 404. */
-export const serve = (name: string): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+// A path segment as text: a malformed escape (`%E0%A4%A`) is no file name, not a failure of the server.
+const decoded = (segment: string): string => {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
+
+/** The file named by the URL path segment `segment` (`index.html`, `explorer.css`, `app.js`…), or 404. */
+export const serve = (segment: string): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const name = decoded(segment)
   const match = /^([A-Za-z0-9_-]{1,64})\.(html|css|js|svg)$/.exec(name)
   if (match === null) return Effect.succeed(notFound(`No asset '${name}'`))
   const extension = match[2]!

@@ -50,12 +50,42 @@ export const guard = <E, R>(
 export const query = (request: HttpServerRequest.HttpServerRequest): URLSearchParams =>
   new URL(request.url, "http://localhost").searchParams
 
-/** A required, non-empty text parameter. */
-export const text = (params: URLSearchParams, name: string): Effect.Effect<string, Refused> => {
+// Postgres text cannot hold a NUL character: a parameter with one would fail its query (a 500), not find nothing.
+const nul = "\u0000"
+
+/** An optional text parameter (absent or empty: `undefined`), without a NUL character. */
+export const optionalText = (params: URLSearchParams, name: string): Effect.Effect<string | undefined, Refused> => {
   const value = params.get(name)
-  return value === null || value === ""
-    ? Effect.fail(new Refused({ status: 400, reason: `The query parameter '${name}' is required` }))
+  if (value === null || value === "") return Effect.succeed(undefined)
+  return value.includes(nul)
+    ? Effect.fail(
+        new Refused({ status: 400, reason: `The query parameter '${name}' must not contain a NUL character` })
+      )
     : Effect.succeed(value)
+}
+
+/** A required, non-empty text parameter, without a NUL character. */
+export const text = (params: URLSearchParams, name: string): Effect.Effect<string, Refused> =>
+  Effect.flatMap(optionalText(params, name), (value) =>
+    value === undefined
+      ? Effect.fail(new Refused({ status: 400, reason: `The query parameter '${name}' is required` }))
+      : Effect.succeed(value)
+  )
+
+const maxBigint = 9_223_372_036_854_775_807n
+
+/** An optional parameter that is a log position or row id: a Postgres `bigint` from 0 to 2^63 - 1. */
+export const bigint = (params: URLSearchParams, name: string): Effect.Effect<bigint | undefined, Refused> => {
+  const value = params.get(name)
+  if (value === null || value === "") return Effect.succeed(undefined)
+  return /^\d{1,19}$/.test(value) && BigInt(value) <= maxBigint
+    ? Effect.succeed(BigInt(value))
+    : Effect.fail(
+        new Refused({
+          status: 400,
+          reason: `The query parameter '${name}' must be an integer from 0 to ${maxBigint}, not '${value}'`
+        })
+      )
 }
 
 /** An optional integer parameter between `min` and `max`. */
