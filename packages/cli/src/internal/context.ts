@@ -85,8 +85,10 @@ export const withDatabase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     )
   })
 
-/** Parses a position given on the command line. */
+const maxPosition = 9_223_372_036_854_775_807n
+
+/** Parses a position given on the command line: an integer from 0 to 2^63 - 1 (a Postgres `bigint`). */
 export const parsePosition = (text: string): Effect.Effect<bigint, ExitCode.CommandFailed> =>
-  /^\d{1,19}$/.test(text)
+  /^\d{1,19}$/.test(text) && BigInt(text) <= maxPosition
     ? Effect.succeed(BigInt(text))
-    : Effect.fail(ExitCode.fail(ExitCode.Usage, `'${text}' is not a position (a non-negative integer)`))
+    : Effect.fail(ExitCode.fail(ExitCode.Usage, `'${text}' is not a position (an integer from 0 to ${maxPosition})`))

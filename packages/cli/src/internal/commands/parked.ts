@@ -21,8 +21,7 @@ const idFlag = Flag.Int("id").pipe(
   Flag.optional
 )
 
-const idsOf = (id: Option.Option<number>) => (Option.isSome(id) ? [BigInt(id.value)] : undefined)
-
+// The rows the confirmation names: the change then acts on exactly these ids, never on rows parked while it asked.
 const selected = Effect.fnUntraced(function* (name: string, id: Option.Option<number>) {
   const rows = yield* PgOperations.parked(name)
   const chosen = Option.isSome(id) ? rows.filter((row) => row.id === BigInt(id.value)) : rows
@@ -72,7 +71,10 @@ const retry = Command.make(
           `Redeliver ${rows.length} parked event(s) of '${subscription}' (its checkpoint moves back to just before the oldest of them; the events after it are delivered again too)`,
           yes
         )
-        const rewinds = yield* PgOperations.retryParked(subscription, idsOf(id))
+        const rewinds = yield* PgOperations.retryParked(
+          subscription,
+          rows.map((row) => row.id)
+        )
         if (yield* Json) return yield* Render.printJson(rewinds)
         yield* Console.log(
           rewinds
@@ -98,7 +100,10 @@ const drop = Command.make(
       Effect.gen(function* () {
         const rows = yield* selected(subscription, id)
         yield* confirm(`Delete ${rows.length} parked row(s) of '${subscription}' for good`, yes)
-        const dropped = yield* PgOperations.dropParked(subscription, idsOf(id))
+        const dropped = yield* PgOperations.dropParked(
+          subscription,
+          rows.map((row) => row.id)
+        )
         if (yield* Json) return yield* Render.printJson({ dropped })
         yield* Console.log(`deleted ${dropped.length} parked row(s) of '${subscription}'`)
       })
