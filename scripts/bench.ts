@@ -18,7 +18,7 @@ import { workloads } from "./bench/Workloads.ts"
 
 const quick = process.argv.includes("--quick")
 /** `--reps=N`: each workload's variants run N times, interleaved (R0, R1, evently, R0, R1, …); the table gives each
- * variant's median rep by events/s, and the ratios of those medians. */
+ * variant's median rep by events/s, and the median of its per-rep ratios to R0 and R1. */
 const reps = Math.max(1, Number(process.argv.find((a) => a.startsWith("--reps="))?.slice("--reps=".length) ?? 1))
 /** `--seconds=S`: every timed variant runs S seconds instead of its workload's default. */
 const secondsOverride = process.argv.find((a) => a.startsWith("--seconds="))?.slice("--seconds=".length)
@@ -115,16 +115,27 @@ const program = Effect.gen(function* () {
             return [variant, sorted[Math.floor(sorted.length / 2)]!] as const
           })
         )
-        const r0 = medians["R0"]?.result
-        const r1 = medians["R1"]?.result
+        /**
+         * The ratio of a variant to a baseline: the median over reps of each rep's ratio to the baseline's rep run
+         * just before it (the two share the machine's load of that moment, which moves more than the variants differ).
+         */
+        const versus = (variant: string, baseline: string): number | null => {
+          const mine = runs[variant]
+          const theirs = runs[baseline]
+          if (mine === undefined || theirs === undefined || variant === baseline) return null
+          const ratios = mine
+            .map((run, rep) => run.result.eventsPerSecond / (theirs[rep]?.result.eventsPerSecond ?? Number.NaN))
+            .sort((a, b) => a - b)
+          return ratios[Math.floor(ratios.length / 2)]!
+        }
         for (const [variant, { check, result }] of Object.entries(medians)) {
           rows.push({
             workload: workload.title,
             concurrency,
             variant,
             ...result,
-            vsR0: r0 && variant !== "R0" ? result.eventsPerSecond / r0.eventsPerSecond : null,
-            vsR1: r1 && variant !== "R1" && variant !== "R0" ? result.eventsPerSecond / r1.eventsPerSecond : null,
+            vsR0: versus(variant, "R0"),
+            vsR1: variant === "R0" ? null : versus(variant, "R1"),
             check,
             operationsPerSecond: result.operations / result.seconds,
             operationUnit: workload.operationUnit,
