@@ -37,6 +37,22 @@ describe("rendering", () => {
       "NAME    N\na       1\nbbb   100"
     )
     assert.strictEqual(Render.table([], [], "none"), "none")
+    // Rounded once: never 60 seconds or 60 minutes in a unit's place.
+    assert.deepStrictEqual([0.9996, 59.6, 119.6, 3599.6, 86399.6].map(Render.seconds), [
+      "1s",
+      "1m 00s",
+      "2m 00s",
+      "1h 00m",
+      "1d 0h"
+    ])
+  })
+
+  it("stored text cannot drive the terminal: control characters and bidi overrides are shown, not obeyed", () => {
+    const name = "task-1\x1b]0;pwned\x07\x1b[2J\u202egnp.exe"
+    const line = Render.table([{ name }], [{ header: "STREAM", cell: (r) => r.name }], "")
+    assert.strictEqual(line, "STREAM\ntask-1\\u001b]0;pwned\\u0007\\u001b[2J\\u202egnp.exe")
+    assert.notMatch(line, /[\u0000-\u0009\u000b-\u001f\u202e]/)
+    assert.strictEqual(Render.excerpt("first line\nsecond\tline", 80), "first line second line")
     assert.strictEqual(Render.toJson({ position: 9007199254740993n }), '{"position":"9007199254740993"}')
   })
 })

@@ -62,7 +62,7 @@ export const eventJson = (e: EventStore.RecordedEvent) => ({
 
 /** One event on one line, for people. */
 export const eventLine = (e: EventStore.RecordedEvent): string =>
-  `${String(e.position).padStart(8)}  ${Render.date(new Date(e.recordedAt.epochMilliseconds))}  ${e.stream}@${e.streamVersion}  ${e.type}  ${Render.excerpt(Render.toJson(e.data), 120)}`
+  `${String(e.position).padStart(8)}  ${Render.date(new Date(e.recordedAt.epochMilliseconds))}  ${Render.printable(e.stream)}@${e.streamVersion}  ${Render.printable(e.type)}  ${Render.excerpt(Render.toJson(e.data), 120)}`
 
 export const read = Command.make(
   "read",
