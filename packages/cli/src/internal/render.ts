@@ -13,13 +13,23 @@ export const printJson = (value: unknown): Effect.Effect<void> => Console.log(to
 
 // Control characters (an escape sequence can clear the screen, retitle the window or hide text), line and paragraph
 // separators and bidirectional overrides: what a stored name or error must not do to an operator's terminal.
-const unprintable = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const unprintable = (code: number): boolean =>
+  code < 0x20 ||
+  (code >= 0x7f && code <= 0x9f) ||
+  code === 0x2028 ||
+  code === 0x2029 ||
+  (code >= 0x202a && code <= 0x202e) ||
+  (code >= 0x2066 && code <= 0x2069)
+
+const whitespace = new Set(["\t", "\n", "\v", "\f", "\r"])
+
+const shown = (c: string): string => {
+  if (!unprintable(c.charCodeAt(0))) return c
+  return whitespace.has(c) ? " " : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+}
 
 /** `text` safe to print on a terminal as one line: whitespace controls as a space, other controls as `\uXXXX`. */
-export const printable = (text: string): string =>
-  text.replace(unprintable, (c) =>
-    /[\t\n\v\f\r]/.test(c) ? " " : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
-  )
+export const printable = (text: string): string => Array.from(text, shown).join("")
 
 /** A column of a table: its header and how a row shows in it. */
 export interface Column<A> {
