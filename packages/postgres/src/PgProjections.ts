@@ -201,7 +201,9 @@ export const run = <E, R>(
     yield* tableProjection(projection)
     const sql = yield* SqlClient.SqlClient
     const t = yield* PgSchema.Tables
-    yield* retryFaults(Registry.ensureVersion(sql, t, projection)).pipe(Effect.mapError(storage("register")))
+    yield* retryFaults(Registry.ensureVersion(sql, t, projection)).pipe(
+      Effect.catchTag("SqlError", (error) => Effect.fail(storage("register")(error)))
+    )
     const running = yield* FiberMap.make<
       string,
       never,
@@ -315,7 +317,9 @@ export const rebuild = <E, R>(
     yield* tableProjection(projection)
     const sql = yield* SqlClient.SqlClient
     const t = yield* PgSchema.Tables
-    const build = yield* retryFaults(Registry.addBuild(sql, t, projection)).pipe(Effect.mapError(storage("rebuild")))
+    const build = yield* retryFaults(Registry.addBuild(sql, t, projection)).pipe(
+      Effect.catchTag("SqlError", (error) => Effect.fail(storage("rebuild")(error)))
+    )
     yield* Effect.logInfo(
       `Projection '${projection.name}' version ${build.version}: rebuilding as build ${build.build}`
     )

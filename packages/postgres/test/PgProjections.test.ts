@@ -117,3 +117,39 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 })
+
+const shared = (name: string, version: number, table: string) =>
+  Projection.make({
+    name,
+    version,
+    tables: { [table]: (sql, physical) => sql`create table ${sql(physical)} (id text primary key)` },
+    sources: [Projection.on("item", ItemCodec, { Created: () => Effect.void })]
+  })
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgProjections tables", (it) => {
+  it.effect("a view name another projection owns, or a table already there, is refused with InvalidProjection", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const alpha = yield* Effect.forkChild(PgProjections.run(shared("alpha", 1, "shared_view"), fast))
+      yield* Effect.repeat(PgProjections.builds("alpha"), {
+        until: (builds) => builds.length === 1,
+        schedule: Schedule.spaced("20 millis")
+      })
+      // Version 2 of beta would write shared_view_v2, beside alpha's shared_view_v1, and both would switch the view.
+      const beta = yield* Effect.flip(PgProjections.run(shared("beta", 2, "shared_view"), fast))
+      assert.strictEqual(beta._tag, "InvalidProjection")
+      assert.match(beta.message, /its table 'shared_view' is a table of projection 'alpha'/)
+      const rebuilt = yield* Effect.flip(PgProjections.rebuild(shared("beta", 2, "shared_view"), fast))
+      assert.strictEqual(rebuilt._tag, "InvalidProjection")
+      assert.deepStrictEqual(yield* PgProjections.builds("beta"), [])
+
+      yield* sql`create table plain_table (id text)`
+      const gamma = yield* Effect.flip(PgProjections.run(shared("gamma", 1, "plain_table"), fast))
+      assert.match(gamma.message, /a relation named 'plain_table' that is not a view exists/)
+      const [left] = yield* sql<{ count: number }>`select count(*)::int as count from pg_tables
+        where tablename in ('shared_view_v2', 'plain_table_v1')`
+      assert.strictEqual(left!.count, 0)
+      yield* Fiber.interrupt(alpha)
+    })
+  )
+})

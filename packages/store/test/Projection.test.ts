@@ -23,6 +23,8 @@ const Memory = Layer.mergeAll(Subscriptions.layerMemory, ReplayBoundary.layerMem
 const append = (stream: string, events: ReadonlyArray<typeof Events.Type>) =>
   Effect.flatMap(EventCodec.typedStore(Codec), (store) => store.append(stream, events))
 
+const define = (sql: SqlClient.SqlClient, table: string) => sql`create table ${sql(table)} (id text)`
+
 describe("Projection", () => {
   it("compiles handlers only for the codec's tags, narrowed to the tag (compiled by tsc -b)", () => {
     const source = Projection.on("account", Codec, {
@@ -93,7 +95,6 @@ describe("Projection", () => {
 
   it("refuses a table name that could be a build's physical table, or a table without a definition", () => {
     const source = Projection.on("account", Codec, { Opened: () => Effect.void })
-    const define = (sql: SqlClient.SqlClient, table: string) => sql`create table ${sql(table)} (id text)`
     const withTables = (tables: Record<string, Projection.TableDefinition>) =>
       Projection.problem(Projection.make({ name: "ok", version: 1, sources: [source], tables }))
     // `items` v1 writes `items_v1`, the physical table that the view `items_v1` would replace at the switch.

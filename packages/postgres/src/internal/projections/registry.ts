@@ -59,6 +59,31 @@ export const boundary = (sql: SqlClient.SqlClient, t: PgSchema.TableNames, key: 
     return row!.snapshot
   })
 
+// Why the projection's table names cannot be its views' names: another projection's view has one (both switches
+// would take it over in turn, each serving its own rows under the other's name), or a relation that is not a view
+// holds one (the switch would fail to drop it). Read under a lock every creation takes, so two projections that
+// register at once cannot both pass.
+const tablesTaken = (
+  sql: SqlClient.SqlClient,
+  t: PgSchema.TableNames,
+  projection: Projection.Projection<unknown, unknown>
+) =>
+  Effect.gen(function* () {
+    yield* sql`select pg_advisory_xact_lock(hashtext('evently:projection-tables'))`
+    const names = Object.keys(projection.tables)
+    const owned = yield* sql<{ name: string; view: string }>`
+      select distinct p.name, k.view from ${sql(t.projections)} p, jsonb_object_keys(p.tables) as k(view)
+      where p.name <> ${projection.name} and k.view = any(${names}::text[]) order by 1, 2`
+    if (owned.length > 0) {
+      return `its table '${owned[0]!.view}' is a table of projection '${owned[0]!.name}' (each view has one projection)`
+    }
+    const [relation] = yield* sql<{ relation: string }>`select c.relname::text as relation from pg_class c
+      where c.relnamespace = current_schema()::regnamespace and c.relname = any(${names}::text[]) and c.relkind <> 'v'`
+    return relation === undefined
+      ? undefined
+      : `a relation named '${relation.relation}' that is not a view exists: readers query a view of that name, so rename or drop it first`
+  })
+
 // Creates a build: its tables from the declaration, its registry row, and its replay boundary (this moment).
 const create = (
   sql: SqlClient.SqlClient,
@@ -67,6 +92,10 @@ const create = (
   build: number
 ) =>
   Effect.gen(function* () {
+    const taken = yield* tablesTaken(sql, t, projection)
+    if (taken !== undefined) {
+      return yield* new Projection.InvalidProjection({ projection: projection.name, reason: taken })
+    }
     const subscription = Projection.subscriptionName(projection, build)
     const tables: Record<string, string> = {}
     for (const [table, define] of Object.entries(projection.tables)) {
@@ -85,7 +114,7 @@ export const ensureVersion = (
   sql: SqlClient.SqlClient,
   t: PgSchema.TableNames,
   projection: Projection.Projection<unknown, unknown>
-): Effect.Effect<void, SqlError.SqlError> =>
+): Effect.Effect<void, SqlError.SqlError | Projection.InvalidProjection> =>
   PgTransaction.withTransactionOn(
     sql,
     Effect.gen(function* () {
@@ -100,7 +129,7 @@ export const addBuild = (
   sql: SqlClient.SqlClient,
   t: PgSchema.TableNames,
   projection: Projection.Projection<unknown, unknown>
-): Effect.Effect<Build, SqlError.SqlError> =>
+): Effect.Effect<Build, SqlError.SqlError | Projection.InvalidProjection> =>
   PgTransaction.withTransactionOn(
     sql,
     Effect.gen(function* () {
