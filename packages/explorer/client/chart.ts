@@ -20,7 +20,7 @@ export const lagChart = (history: Status["history"]): SVGElement => {
   const lines = names.map((name, i) =>
     s("polyline", {
       points: history
-        .filter((sample) => name in sample.lag)
+        .filter((sample) => Object.hasOwn(sample.lag, name)) // not `in`: a subscription may be named `toString`
         .map((sample) => `${x(sample.at).toFixed(1)},${y(sample.lag[name]!).toFixed(1)}`)
         .join(" "),
       fill: "none",

@@ -27,9 +27,10 @@ export const make = (windowMillis: number): Effect.Effect<LagHistory> =>
       Ref.update(ref, (samples) => {
         const last = samples[samples.length - 1]
         if (last !== undefined && now - last.at < 1000) return samples
-        const lag: Record<string, number> = {}
-        for (const p of partitions) lag[p.subscription] = (lag[p.subscription] ?? 0) + p.lagEvents
-        return [...samples.filter((s) => now - s.at <= windowMillis), { at: now, lag }]
+        // A Map, not an object literal: a subscription may be named `constructor` or `__proto__`.
+        const lag = new Map<string, number>()
+        for (const p of partitions) lag.set(p.subscription, (lag.get(p.subscription) ?? 0) + p.lagEvents)
+        return [...samples.filter((s) => now - s.at <= windowMillis), { at: now, lag: Object.fromEntries(lag) }]
       }),
     samples: Ref.get(ref)
   }))
