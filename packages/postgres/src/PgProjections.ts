@@ -434,8 +434,8 @@ export const lifecycle = (
   )
 
 /**
- * Drops a version of a projection (every build of it, or only `build`): its tables, checkpoints, replay boundaries
- * and registry rows. Refuses with `ActiveBuild` when one of them is active. Stop the processes that run it first.
+ * Drops a version of a projection (every build of it, or only `build`): its tables, checkpoints, parked events,
+ * replay boundaries and registry rows. Refuses with `ActiveBuild` when one of them is active. Stop the processes that run it first.
  *
  * @since 0.1.0
  * @category maintenance

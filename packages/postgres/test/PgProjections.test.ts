@@ -153,3 +153,59 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 })
+
+const parking = (version: number) =>
+  Projection.make({
+    name: "parking",
+    version,
+    tables: { parking: (sql, table) => sql`create table ${sql(table)} (id text primary key)` },
+    sources: [
+      Projection.on("item", ItemCodec, {
+        Created: (_, ctx) =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            if (ctx.recorded.stream === "item-2") return yield* Effect.fail("refused")
+            yield* sql`insert into ${sql(ctx.tables.parking!)} (id) values (${ctx.recorded.stream})`
+          })
+      })
+    ]
+  })
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgProjections drop", (it) => {
+  it.effect("drop removes a build's parked events, and a build created again starts from the beginning", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const subscriptions = yield* Subscriptions.Subscriptions
+      const options = { ...fast, onError: Subscriptions.Skip }
+      yield* writeItems(1, 3)
+      const v1 = yield* Effect.forkChild(PgProjections.run(parking(1), options))
+      yield* PgProjections.waitUntilCaughtUp("parking")
+      const v2 = yield* Effect.forkChild(PgProjections.run(parking(2), options))
+      yield* Effect.repeat(stateOf("parking"), {
+        until: (states) => states.includes("v2b1 active"),
+        schedule: Schedule.spaced("20 millis")
+      })
+      yield* Effect.forEach([v1, v2], Fiber.interrupt)
+      assert.strictEqual((yield* subscriptions.parked("projection:parking:v1")).length, 1)
+      yield* sql`create table stale_checkpoints as select * from evently_checkpoints
+        where subscription = 'projection:parking:v1'`
+
+      yield* PgProjections.drop("parking", 1)
+      assert.deepStrictEqual(yield* subscriptions.parked("projection:parking:v1"), [])
+      // A v1 process that still ran commits its checkpoint after the drop; then version 1 is deployed again.
+      yield* sql`insert into evently_checkpoints select * from stale_checkpoints`
+      const late = yield* Effect.forkChild(PgProjections.run(parking(1), options))
+      yield* Effect.repeat(stateOf("parking"), {
+        until: (states) => states.includes("v1b1 retired"),
+        schedule: Schedule.spaced("20 millis")
+      })
+      yield* Fiber.interrupt(late)
+      const rows = yield* sql<{ id: string }>`select id from parking_v1 order by id`
+      assert.deepStrictEqual(
+        rows.map((row) => row.id),
+        ["item-1", "item-3"]
+      )
+      assert.strictEqual((yield* subscriptions.parked("projection:parking:v1")).length, 1)
+    })
+  )
+})

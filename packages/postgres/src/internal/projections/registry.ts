@@ -97,6 +97,10 @@ const create = (
       return yield* new Projection.InvalidProjection({ projection: projection.name, reason: taken })
     }
     const subscription = Projection.subscriptionName(projection, build)
+    // A new build starts from the beginning: nothing of a dropped namesake (a checkpoint that a process still running
+    // it committed after the drop, its parked events) carries over.
+    yield* sql`delete from ${sql(t.checkpoints)} where subscription = ${subscription}`
+    yield* sql`delete from ${sql(t.parked)} where subscription = ${subscription}`
     const tables: Record<string, string> = {}
     for (const [table, define] of Object.entries(projection.tables)) {
       tables[table] = physicalName(table, projection.version, build)
@@ -260,7 +264,10 @@ export type DropOutcome =
   | { readonly _tag: "Unknown" }
   | { readonly _tag: "Active"; readonly build: Build }
 
-/** Drops the builds that `select` picks (tables, checkpoints, boundaries, registry rows), unless one is active. */
+/**
+ * Drops the builds that `select` picks (tables, checkpoints, parked events, boundaries, registry rows), unless one is
+ * active.
+ */
 export const drop = (
   sql: SqlClient.SqlClient,
   t: PgSchema.TableNames,
@@ -280,6 +287,7 @@ export const drop = (
       }
       const subscriptions = chosen.map((b) => b.subscription)
       yield* sql`delete from ${sql(t.checkpoints)} where subscription = any(${subscriptions}::text[])`
+      yield* sql`delete from ${sql(t.parked)} where subscription = any(${subscriptions}::text[])`
       yield* sql`delete from ${sql(t.replayBoundaries)} where key = any(${subscriptions}::text[])`
       yield* sql`delete from ${sql(t.projections)} where subscription = any(${subscriptions}::text[])`
       return { _tag: "Dropped", builds: chosen } as const
