@@ -92,3 +92,10 @@ export const parsePosition = (text: string): Effect.Effect<bigint, ExitCode.Comm
   /^\d{1,19}$/.test(text) && BigInt(text) <= maxPosition
     ? Effect.succeed(BigInt(text))
     : Effect.fail(ExitCode.fail(ExitCode.Usage, `'${text}' is not a position (an integer from 0 to ${maxPosition})`))
+
+/**
+ * The entry `key` of a config module's record (codecs, machines, projections), only if it is the record's own: a
+ * name such as `constructor` or `toString` is not one of them.
+ */
+export const own = <A>(record: { readonly [key: string]: A }, key: string): A | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined

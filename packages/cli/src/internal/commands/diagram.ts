@@ -5,7 +5,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { Argument, Command } from "effect/cli"
 import * as ExitCode from "../../ExitCode.ts"
-import { config, Json } from "../context.ts"
+import { config, Json, own } from "../context.ts"
 import * as Render from "../render.ts"
 
 export const diagram = Command.make(
@@ -14,7 +14,7 @@ export const diagram = Command.make(
   ({ machine }) =>
     Effect.gen(function* () {
       const machines = (yield* config).machines ?? {}
-      const found = machines[machine]
+      const found = own(machines, machine)
       if (found === undefined) {
         const known = Object.keys(machines)
         return yield* ExitCode.fail(

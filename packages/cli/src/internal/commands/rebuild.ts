@@ -11,7 +11,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { Argument, Command, Flag, TerminalCapabilities } from "effect/cli"
 import * as ExitCode from "../../ExitCode.ts"
-import { config, Json, withDatabase } from "../context.ts"
+import { config, Json, own, withDatabase } from "../context.ts"
 import * as Progress from "../progress.ts"
 import * as Render from "../render.ts"
 
@@ -25,7 +25,7 @@ const intervalFlag = Flag.Int("progress-interval").pipe(
 
 const find = Effect.fnUntraced(function* (name: string) {
   const projections = (yield* config).projections ?? {}
-  const found = projections[name] ?? Object.values(projections).find((p) => p.name === name)
+  const found = own(projections, name) ?? Object.values(projections).find((p) => p.name === name)
   if (found !== undefined) return found
   const known = Object.keys(projections)
   return yield* ExitCode.fail(

@@ -9,7 +9,7 @@ import * as Result from "effect/Result"
 import { Command, Flag } from "effect/cli"
 import type * as EventlyConfig from "../../EventlyConfig.ts"
 import * as ExitCode from "../../ExitCode.ts"
-import { config, Json, withDatabase } from "../context.ts"
+import { config, Json, own, withDatabase } from "../context.ts"
 import * as Render from "../render.ts"
 
 /** A row that does not decode. */
@@ -45,7 +45,7 @@ const check = Effect.fnUntraced(function* (codecs: Codecs, row: PgOperations.Pag
     })
     return
   }
-  const codec = codecs[row.success.category] ?? codecs["*"]
+  const codec = own(codecs, row.success.category) ?? own(codecs, "*")
   if (codec === undefined) {
     report.unchecked++
     return
