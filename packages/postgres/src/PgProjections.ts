@@ -110,6 +110,37 @@ const tableProjection = (projection: Projection.Projection<unknown, unknown>) =>
       : Effect.void
   )
 
+// A duration option: finite, and at least `least` milliseconds.
+const durationProblem = (label: string, input: Duration.Input | undefined, least: number): string | undefined => {
+  if (input === undefined) return undefined
+  const millis = Option.map(Duration.fromInput(input), Duration.toMillis)
+  return Option.isSome(millis) && Number.isFinite(millis.value) && millis.value >= least
+    ? undefined
+    : `${label} must be a finite duration of at least ${least} milliseconds, not ${String(input)}`
+}
+
+// The declaration and every option, before any I/O: a bad option fails typed instead of dying after the tables of
+// the version were created.
+const checked = (projection: Projection.Projection<unknown, unknown>, options: RebuildOptions | undefined) =>
+  Effect.gen(function* () {
+    yield* tableProjection(projection)
+    const reason =
+      durationProblem("registryPollInterval", options?.registryPollInterval, 1) ??
+      durationProblem("switchWait", options?.switchWait, 0) ??
+      durationProblem("progressInterval", options?.progressInterval, 1)
+    if (reason !== undefined) return yield* new Projection.InvalidProjection({ projection: projection.name, reason })
+    const {
+      registryPollInterval: _p,
+      switchWait: _s,
+      onProgress: _o,
+      progressInterval: _i,
+      ...runOptions
+    } = options ?? {}
+    const subscription = Projection.subscriptionName(projection)
+    const problem = Subscriptions.problem(subscription, { ...runOptions, ...Projection.filterOf(projection) })
+    if (problem !== undefined) return yield* new Subscriptions.InvalidSubscription({ subscription, reason: problem })
+  })
+
 const boundaryOf = (snapshot: string): ReplayBoundary.ReplayBoundary =>
   Option.getOrElse(ReplayBoundary.fromSnapshotText(snapshot), () => ({ _tag: "Position", position: 0n }) as const)
 
@@ -198,7 +229,7 @@ export const run = <E, R>(
   R | SqlClient.SqlClient | Subscriptions.Subscriptions
 > =>
   Effect.gen(function* () {
-    yield* tableProjection(projection)
+    yield* checked(projection, options)
     const sql = yield* SqlClient.SqlClient
     const t = yield* PgSchema.Tables
     yield* retryFaults(Registry.ensureVersion(sql, t, projection)).pipe(
@@ -314,7 +345,7 @@ export const rebuild = <E, R>(
   R | SqlClient.SqlClient | Subscriptions.Subscriptions
 > =>
   Effect.gen(function* () {
-    yield* tableProjection(projection)
+    yield* checked(projection, options)
     const sql = yield* SqlClient.SqlClient
     const t = yield* PgSchema.Tables
     const build = yield* retryFaults(Registry.addBuild(sql, t, projection)).pipe(

@@ -209,3 +209,25 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 })
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })("PgProjections options", (it) => {
+  it.effect("a bad option fails typed before the version is registered or its tables created", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const projection = shared("opts", 1, "opts_view")
+      const poll = yield* Effect.flip(PgProjections.run(projection, { registryPollInterval: "soon" as never }))
+      assert.strictEqual(poll._tag, "InvalidProjection")
+      assert.match(poll.message, /registryPollInterval must be a finite duration of at least 1 milliseconds, not soon/)
+      const wait = yield* Effect.flip(PgProjections.run(projection, { switchWait: -1 }))
+      assert.match(wait.message, /switchWait must be a finite duration of at least 0 milliseconds, not -1/)
+      const progress = yield* Effect.flip(PgProjections.rebuild(projection, { progressInterval: "0 millis" }))
+      assert.match(progress.message, /progressInterval must be/)
+      const batch = yield* Effect.flip(PgProjections.run(projection, { batchSize: 0 }))
+      assert.strictEqual(batch._tag, "InvalidSubscription")
+      assert.deepStrictEqual(yield* PgProjections.builds("opts"), [])
+      const [tables] = yield* sql<{ count: number }>`select count(*)::int as count from pg_tables
+        where tablename like 'opts_view%'`
+      assert.strictEqual(tables!.count, 0)
+    })
+  )
+})
