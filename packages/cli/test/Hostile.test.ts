@@ -114,6 +114,23 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "60 seconds" })(
       })
     )
 
+    it.effect("a negative limit or a port out of range is a usage error, not a database or listen failure", () =>
+      Effect.gen(function* () {
+        const url = yield* databaseUrl
+        const { terminal } = yield* scriptedTerminal
+        for (const args of [
+          ["streams", "--limit", "-1"],
+          ["read", "task-1", "--limit", "0"],
+          ["explore", "--port", "70000"]
+        ]) {
+          const ran = yield* runOn(terminal, ["--url", url, ...args])
+          assert.strictEqual(ran.code, ExitCode.Usage, `${args.join(" ")}: ${ran.stderr}`)
+        }
+        const fine = yield* runOn(terminal, ["--url", url, "streams", "--limit", "1", "--json"])
+        assert.strictEqual(fine.code, ExitCode.Ok, fine.stderr)
+      })
+    )
+
     it.effect("a position beyond a Postgres bigint is a usage error, not a database failure", () =>
       Effect.gen(function* () {
         const url = yield* databaseUrl

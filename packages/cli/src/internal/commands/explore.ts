@@ -19,7 +19,14 @@ export const explore = Command.make(
       Flag.withDescription("Address to listen on (default 127.0.0.1: this machine only)"),
       Flag.withDefault(Explorer.defaultHost)
     ),
-    port: Flag.Int("port").pipe(Flag.withDescription("Port to listen on (0: any free port)"), Flag.withDefault(4000))
+    port: Flag.Int("port").pipe(
+      Flag.withDescription("Port to listen on (0: any free port)"),
+      Flag.filter(
+        (port) => port >= 0 && port <= 65535,
+        (port) => `--port must be from 0 to 65535, not ${port}`
+      ),
+      Flag.withDefault(4000)
+    )
   },
   ({ host, port }) =>
     withDatabase(

@@ -14,7 +14,15 @@ import { Json, withDatabase } from "../context.ts"
 import * as Render from "../render.ts"
 
 const limitFlag = (fallback: number) =>
-  Flag.Int("limit").pipe(Flag.withAlias("n"), Flag.withDescription("At most this many"), Flag.withDefault(fallback))
+  Flag.Int("limit").pipe(
+    Flag.withAlias("n"),
+    Flag.withDescription("At most this many"),
+    Flag.filter(
+      (n) => n >= 1,
+      (n) => `--limit must be at least 1, not ${n}`
+    ),
+    Flag.withDefault(fallback)
+  )
 
 export const streams = Command.make(
   "streams",
