@@ -169,17 +169,36 @@ const runBuild = <E, R>(projection: Projection.Projection<E, R>, build: Build, o
       Effect.mapError(storage("boundary"))
     )
     const { registryPollInterval: _poll, switchWait, ...runOptions } = options ?? {}
-    const consume = subscriptions.run(
-      build.subscription,
-      Projection.handler(projection, { boundary: boundaryOf(snapshot), tables: build.tables }),
-      { ...runOptions, ...Projection.filterOf(projection), transactional: true }
-    )
+    const consume = subscriptions
+      .run(
+        build.subscription,
+        Projection.handler(projection, { boundary: boundaryOf(snapshot), tables: build.tables }),
+        { ...runOptions, ...Projection.filterOf(projection), transactional: true }
+      )
+      .pipe(Effect.catchTag("HandlerFailed", (error) => droppedOrFail(projection, build, error)))
     const wait = Duration.toMillis(Duration.fromInputUnsafe(switchWait ?? "1 second"))
     const switcher = build.state === "building" ? switchWhenCaughtUp(projection, build, wait) : Effect.void
     return yield* Effect.all([consume, Effect.andThen(switcher, Effect.never)], {
       concurrency: "unbounded",
       discard: true
     }).pipe(Effect.andThen(Effect.never))
+  })
+
+// A build's handler failed: when the build was dropped under it (a retired build dropped right after a switch, before
+// this process's next registry read), its tables are gone and it is not this process's to serve any more; it stops
+// here quietly, and the next reconcile lets it go, rather than ending the run of the builds still served.
+const droppedOrFail = (
+  projection: Projection.Projection<unknown, unknown>,
+  build: Build,
+  error: Subscriptions.HandlerFailed
+) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* PgSchema.Tables
+    const all = yield* retryFaults(Registry.builds(sql, t, projection.name)).pipe(Effect.mapError(storage("read")))
+    if (all.some((b) => b.subscription === build.subscription)) return yield* error
+    yield* Effect.logInfo(`Projection '${projection.name}': ${build.subscription} was dropped; this process stops it`)
+    return yield* Effect.never
   })
 
 // Waits until the build has caught up, then tries to switch the readers to it, until it is active or superseded.

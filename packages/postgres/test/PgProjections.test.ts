@@ -231,3 +231,50 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
     })
   )
 })
+
+layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" })(
+  "PgProjections drop retired",
+  (it) => {
+    it.effect("dropping a retired build that a process still runs does not end that process's run", () =>
+      Effect.gen(function* () {
+        const projection = Projection.make({
+          name: "dropme",
+          version: 1,
+          tables: { dropme: (sql, table) => sql`create table ${sql(table)} (id text primary key)` },
+          sources: [
+            Projection.on("item", ItemCodec, {
+              Created: (_, ctx) =>
+                Effect.flatMap(
+                  SqlClient.SqlClient,
+                  (sql) => sql`insert into ${sql(ctx.tables.dropme!)} (id) values (${ctx.recorded.stream})`
+                )
+            })
+          ]
+        })
+        yield* writeItems(1, 3)
+        // This process reads the registry once an hour: it still runs build 1 after build 2 took over.
+        const process = yield* Effect.forkChild(
+          PgProjections.run(projection, { registryPollInterval: "1 hour", pollInterval: "100 millis" })
+        )
+        yield* PgProjections.waitUntilCaughtUp("dropme")
+        const rebuilt = yield* PgProjections.rebuild(projection, fast)
+        assert.strictEqual(rebuilt.state, "active")
+        yield* PgProjections.drop("dropme", 1, { build: 1 })
+        const stopped = yield* Effect.forkChild(
+          Stream.runHead(
+            Stream.filter(
+              PgProjections.lifecycle("dropme"),
+              (event) => event.subscription === "projection:dropme:v1" && event.phase._tag === "Stopped"
+            )
+          )
+        )
+        yield* writeItems(4, 4)
+        yield* Fiber.join(stopped)
+        // Its build 1 stopped on the missing table; the run goes on (it ended at once with HandlerFailed before).
+        const exit = yield* Fiber.await(process).pipe(Effect.timeoutOption("1 second"))
+        assert.strictEqual(exit._tag, "None")
+        yield* Fiber.interrupt(process)
+      })
+    )
+  }
+)
