@@ -235,7 +235,7 @@ export const search = Effect.fn("ExplorerQueries.search")(function* (text: strin
   const t = yield* PgSchema.Tables
   const streams = yield* sql<{ stream: string; category: string; version: string }>`
     select stream, category, version::text as version from ${sql(t.streams)}
-    where left(stream, ${text.length}) = ${text} order by stream <> ${text}, stream limit 20`
+    where starts_with(stream, ${text}) order by stream <> ${text}, stream limit 20`
   const isUuid = uuid.test(text)
   const [event] = isUuid
     ? yield* sql<Row>`select ${columns(sql)} from ${sql(t.events)} e where e.event_id = ${text}::uuid`
