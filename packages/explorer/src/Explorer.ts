@@ -54,8 +54,8 @@ export interface MachineEntry {
  * Options of {@link layer}: `path`, where the page lives (default `/explorer`; the API is under `<path>/api`),
  * `machines` by name (a stream's machine is the one named like its category, or the one the page picks),
  * `projections` by name (table projections whose handlers use only the `SqlClient`, as a config module's are: the
- * page can start their rebuild), `token`, which enables the actions and must then come with each of them, and `tailInterval`, how often the live tail looks
- * for new events (default 500 ms).
+ * page can start their rebuild), `token`, which enables the actions (an empty one does not) and must then come with
+ * each of them, and `tailInterval`, how often the live tail looks for new events (default 500 ms).
  *
  * @since 0.1.0
  * @category models
@@ -76,6 +76,11 @@ export interface Options {
  */
 export const defaultHost = "127.0.0.1"
 
+// An empty token is no token: no request could carry it (`Authorization: Bearer ` has none), so the page would offer
+// actions that always fail.
+const tokenOf = (options: Options): string | undefined =>
+  options.token === undefined || options.token === "" ? undefined : options.token
+
 type Handler = (
   request: HttpServerRequest.HttpServerRequest
 ) => Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, SqlClient.SqlClient>
@@ -89,7 +94,7 @@ const browse = (options: Options): Record<string, Handler> => ({
   info: () =>
     Effect.succeed(
       Respond.json({
-        actions: options.token !== undefined,
+        actions: tokenOf(options) !== undefined,
         machines: Object.keys(options.machines ?? {}).sort(),
         projections: Object.keys(options.projections ?? {}).sort()
       })
@@ -300,8 +305,9 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
         ...watch(machines, options.tailInterval ?? 500, history)
       }
       for (const [name, handler] of Object.entries(handlers)) yield* route("GET", `/api/${name}`, handler)
-      if (options.token !== undefined) {
-        const act = actions(options.token)
+      const token = tokenOf(options)
+      if (token !== undefined) {
+        const act = actions(token)
         yield* route("POST", "/api/parked/retry", act.retry)
         yield* route("POST", "/api/parked/drop", act.drop)
         yield* route("POST", "/api/rebase", act.rebase)

@@ -297,8 +297,17 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
 
   it.effect("on its own server, listens on 127.0.0.1 by default and answers only to a loopback Host", () =>
     Effect.gen(function* () {
-      const url = yield* Explorer.serve({ port: 0 })
+      const url = yield* Explorer.serve({ port: 0, token: "" })
       assert.strictEqual(url.hostname, "127.0.0.1")
+      // An empty token enables nothing: no request could carry it.
+      const info = yield* Effect.promise(() =>
+        fetch(new URL("api/info", url)).then((r) => r.json() as Promise<{ actions: boolean }>)
+      )
+      assert.isFalse(info.actions)
+      const drop = yield* Effect.promise(() =>
+        fetch(new URL("api/parked/drop?subscription=x", url), { method: "POST", headers: { authorization: "Bearer " } })
+      )
+      assert.strictEqual(drop.status, 404)
       const ok = yield* Effect.promise(() => fetch(new URL("api/info", url)))
       assert.strictEqual(ok.status, 200)
       const withHost = (host: string) =>

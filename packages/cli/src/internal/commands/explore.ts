@@ -32,7 +32,9 @@ export const explore = Command.make(
     withDatabase(
       Effect.gen(function* () {
         const { machines, projections } = yield* config
+        // Set but empty is not set: the explorer has no actions then, and the line below says read-only.
         const token = yield* Config.option(Config.String("EVENTLY_EXPLORER_TOKEN")).pipe(
+          Effect.map(Option.filter((value) => value !== "")),
           Effect.mapError((error) => ExitCode.fail(ExitCode.Usage, error.message))
         )
         const url = yield* Explorer.serve({
