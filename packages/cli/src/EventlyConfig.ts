@@ -29,6 +29,7 @@ import * as Graph from "@evently/machine/Graph"
 import type * as Machine from "@evently/machine/Machine"
 import type * as EventCodec from "@evently/store/EventCodec"
 import type * as Projection from "@evently/store/Projection"
+import * as PgSchema from "@evently/postgres/PgSchema"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { existsSync } from "node:fs"
@@ -135,7 +136,17 @@ const shapeProblem = (value: unknown): string | undefined => {
     }
   }
   if (config.tablePrefix !== undefined && typeof config.tablePrefix !== "string") return "tablePrefix is not a string"
-  return undefined
+  return config.tablePrefix === undefined ? undefined : prefixProblem(config.tablePrefix)
+}
+
+// The prefix as `PgSchema.tableNames` takes it: its refusal here, where it is a config problem, not later as a crash.
+const prefixProblem = (prefix: string): string | undefined => {
+  try {
+    PgSchema.tableNames(prefix)
+    return undefined
+  } catch (error) {
+    return `tablePrefix: ${error instanceof Error ? error.message : String(error)}`
+  }
 }
 
 /**

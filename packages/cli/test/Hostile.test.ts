@@ -14,6 +14,9 @@ import * as Queue from "effect/Queue"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Terminal from "effect/Terminal"
 import { TerminalCapabilities } from "effect/cli"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { databaseUrl, fixtureConfig } from "./helpers.ts"
 
 const layerDatabase = Layer.effectDiscard(PgSchema.migrate).pipe(Layer.provideMerge(TestDatabase.layer()))
@@ -128,6 +131,20 @@ layer(layerDatabase, { excludeTestServices: true, timeout: "60 seconds" })(
         }
         const fine = yield* runOn(terminal, ["--url", url, "streams", "--limit", "1", "--json"])
         assert.strictEqual(fine.code, ExitCode.Ok, fine.stderr)
+      })
+    )
+
+    it.effect("a config module with a table prefix PgSchema refuses is a config problem (exit 6), not a crash", () =>
+      Effect.gen(function* () {
+        const url = yield* databaseUrl
+        const dir = mkdtempSync(join(tmpdir(), "evently-config-"))
+        const file = join(dir, "evently.config.mjs")
+        writeFileSync(file, 'export default { tablePrefix: "Bad-Prefix" }\n')
+        const { terminal } = yield* scriptedTerminal
+        const ran = yield* runOn(terminal, ["--url", url, "--config", file, "status"])
+        rmSync(dir, { recursive: true })
+        assert.strictEqual(ran.code, ExitCode.Unavailable, ran.stderr)
+        assert.include(ran.stderr, "tablePrefix: Invalid table prefix")
       })
     )
 
