@@ -272,6 +272,11 @@ const tableProblem = (table: string, definition: unknown): string | undefined =>
   (physicalSuffix.test(table)
     ? `the table name ${JSON.stringify(table)} must not end like a build's physical table ('_v<version>' or '_v<version>b<build>')`
     : undefined) ??
+  // pg_catalog comes first in every search_path: a view `pg_class` would never be read, and dropping it at the switch
+  // would reach the catalog's.
+  (table.startsWith("pg_")
+    ? `the table name ${JSON.stringify(table)} must not start with 'pg_' (Postgres's own)`
+    : undefined) ??
   (typeof definition === "function"
     ? undefined
     : `the table '${table}' needs a definition (a function that creates it)`)
@@ -295,7 +300,7 @@ const sourcesProblem = (sources: ReadonlyArray<Source<unknown, unknown>>): strin
 /**
  * What is wrong with a projection's declaration, or `undefined` when nothing is: a name and table names that can be
  * Postgres identifiers, a whole version from 1 to 1,000,000, table names that do not end like a physical table
- * (`_v<N>`, `_v<N>b<M>`) and each with a definition, at least one source, each with a valid category and at least one
+ * (`_v<N>`, `_v<N>b<M>`) nor start with `pg_`, each with a definition, at least one source, each with a valid category and at least one
  * handler, no event type of a category handled twice.
  *
  * @since 0.1.0
