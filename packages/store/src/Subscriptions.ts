@@ -547,6 +547,34 @@ export const parkedEvent = (
 })
 
 /**
+ * The timeout of a `waitUntilCaughtUp` (30 seconds when none is given), checked before any I/O: a value that is not
+ * a duration of at least 0 fails with `InvalidSubscription` rather than as a defect. Adapters share it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const waitTimeout = (
+  name: string,
+  timeout: Duration.Input | undefined
+): Effect.Effect<Duration.Duration, InvalidSubscription> => {
+  // `Duration` reads NaN as zero; a wait of NaN is a mistake to name, not a wait of nothing.
+  const duration =
+    timeout === undefined
+      ? Option.some(Duration.seconds(30))
+      : Number.isNaN(timeout)
+        ? Option.none()
+        : Duration.fromInput(timeout)
+  return Option.isSome(duration) && Duration.toMillis(duration.value) >= 0
+    ? Effect.succeed(duration.value)
+    : Effect.fail(
+        new InvalidSubscription({
+          subscription: name,
+          reason: `timeout must be a duration of at least 0 milliseconds, not ${String(timeout)}`
+        })
+      )
+}
+
+/**
  * The subscriptions service.
  *
  * @since 0.1.0
@@ -859,12 +887,11 @@ export const makeRun =
       runOptions: RunOptions | undefined,
       partition: number
     ): Effect.Effect<never, SubscriptionError | HandlerFailed, R> =>
-      Effect.flatMap(
+      // Acquired uninterruptibly with its release, so a partition reported `Started` always reports `Stopped`.
+      Effect.acquireUseRelease(
         lifecycles === undefined ? Effect.succeed(untracked) : lifecycles.track(name, partition, runOptions),
-        (tracker) =>
-          runTracked(runOptions, partition, tracker).pipe(
-            Effect.onExit((exit) => tracker.stopped(Exit.isSuccess(exit) ? "ended" : stopReason(exit.cause)))
-          )
+        (tracker) => runTracked(runOptions, partition, tracker),
+        (tracker, exit) => tracker.stopped(Exit.isSuccess(exit) ? "ended" : stopReason(exit.cause))
       )
     const runTracked = (
       runOptions: RunOptions | undefined,
@@ -1157,6 +1184,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
       options?: { readonly timeout?: Duration.Input | undefined }
     ) {
       yield* validName(name)
+      const duration = yield* waitTimeout(name, options?.timeout)
       const wait = Effect.gen(function* () {
         const target = yield* head
         const caughtUp = Effect.gen(function* () {
@@ -1170,7 +1198,7 @@ export const layerMemory: Layer.Layer<Subscriptions, never, EventStore.EventStor
         yield* Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") })
       })
       return yield* Effect.timeoutOrElse(wait, {
-        duration: options?.timeout ?? "30 seconds",
+        duration,
         orElse: () => Effect.fail(new CaughtUpTimeout({ subscription: name }))
       })
     })

@@ -161,6 +161,15 @@ export const subscriptionsSuite = <R>(options: SuiteOptions<R>): void => {
       )
       // Nothing was created: the name has no checkpoint.
       assert.deepStrictEqual((yield* subs.status("options")).partitions, [])
+      // A wait's timeout that is not a duration is a typed refusal, not a defect.
+      const waits = yield* Effect.forEach(["soon" as never, -5, Number.NaN], (timeout) =>
+        Effect.flip(subs.waitUntilCaughtUp("options", { timeout }))
+      )
+      assert.deepStrictEqual(
+        waits.map((error) => error._tag),
+        waits.map(() => "InvalidSubscription")
+      )
+      assert.include(waits[0]!.message, "timeout must be a duration")
     })
   )
 

@@ -72,6 +72,7 @@ export const make = (
     waitOptions?: { readonly timeout?: Duration.Input | undefined }
   ) {
     yield* Subscriptions.validName(name)
+    const duration = yield* Subscriptions.waitTimeout(name, waitOptions?.timeout)
     const wait = Effect.gen(function* () {
       const [snapshot] = yield* sql<{ snapshot: string }>`select pg_current_snapshot()::text as snapshot`
       const caughtUp = Effect.gen(function* () {
@@ -91,7 +92,7 @@ export const make = (
       yield* Effect.repeat(caughtUp, { until: (done: boolean) => done, schedule: Schedule.spaced("20 millis") })
     }).pipe(Effect.mapError(storage("wait")))
     return yield* Effect.timeoutOrElse(wait, {
-      duration: waitOptions?.timeout ?? "30 seconds",
+      duration,
       orElse: () => Effect.fail(new Subscriptions.CaughtUpTimeout({ subscription: name }))
     })
   })
