@@ -267,8 +267,24 @@ export const subscriptions: Page = async (_params, info, main) => {
     body
   )
   await render()
-  const timer = setInterval(refresh, 2000)
-  return () => clearInterval(timer)
+  // The next refresh is 2 s after the last one answered, never on a fixed beat: on a long log the report takes
+  // seconds, and a fixed interval would pile up requests, each counting every partition's lag again.
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let stopped = false
+  const next = () => {
+    timer = setTimeout(() => {
+      render()
+        .catch((error: unknown) => replace(body, h("p", { class: "error" }, String(error))))
+        .finally(() => {
+          if (!stopped) next()
+        })
+    }, 2000)
+  }
+  next()
+  return () => {
+    stopped = true
+    clearTimeout(timer)
+  }
 }
 
 export const machinePage: Page = async (params, info, main) => {

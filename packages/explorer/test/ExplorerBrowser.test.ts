@@ -188,6 +188,33 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the explorer
     })
   )
 
+  it.effect("refreshes the subscriptions only after the previous report answered, never piling requests up", () =>
+    Effect.gen(function* () {
+      const { page } = yield* Browser
+      let requests = 0
+      let held: (() => void) | undefined
+      const released = new Promise<void>((resolve) => (held = resolve))
+      // The first refresh (the second request) is held unanswered, as a slow report on a long log would be.
+      yield* promise(() =>
+        page.route("**/api/subscriptions", async (route) => {
+          requests++
+          if (requests === 2) await released
+          await route.continue()
+        })
+      )
+      yield* visit("#/subscriptions")
+      yield* promise(() => page.waitForSelector("#partitions"))
+      while (requests < 2) yield* promise(() => page.waitForTimeout(50))
+      // A refresh period and a half while the second request is held: a fixed interval would have sent a third.
+      yield* promise(() => page.waitForTimeout(3000))
+      assert.strictEqual(requests, 2)
+      held!()
+      while (requests < 3) yield* promise(() => page.waitForTimeout(50))
+      yield* promise(() => page.unroute("**/api/subscriptions"))
+      yield* visit("#/")
+    })
+  )
+
   it.effect("refuses to retry a parked event without the token, retries it with the token, starts a rebuild", () =>
     Effect.gen(function* () {
       const page = yield* visit("#/subscriptions")
