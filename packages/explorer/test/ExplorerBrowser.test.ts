@@ -192,24 +192,25 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the explorer
     Effect.gen(function* () {
       const { page } = yield* Browser
       let requests = 0
-      let held: (() => void) | undefined
-      const released = new Promise<void>((resolve) => (held = resolve))
+      const arrivals = [Promise.withResolvers<void>(), Promise.withResolvers<void>(), Promise.withResolvers<void>()]
+      const release = Promise.withResolvers<void>()
       // The first refresh (the second request) is held unanswered, as a slow report on a long log would be.
       yield* promise(() =>
         page.route("**/api/subscriptions", async (route) => {
           requests++
-          if (requests === 2) await released
+          arrivals[requests - 1]?.resolve()
+          if (requests === 2) await release.promise
           await route.continue()
         })
       )
       yield* visit("#/subscriptions")
       yield* promise(() => page.waitForSelector("#partitions"))
-      while (requests < 2) yield* promise(() => page.waitForTimeout(50))
+      yield* promise(() => arrivals[1]!.promise)
       // A refresh period and a half while the second request is held: a fixed interval would have sent a third.
       yield* promise(() => page.waitForTimeout(3000))
       assert.strictEqual(requests, 2)
-      held!()
-      while (requests < 3) yield* promise(() => page.waitForTimeout(50))
+      release.resolve()
+      yield* promise(() => arrivals[2]!.promise)
       yield* promise(() => page.unroute("**/api/subscriptions"))
       yield* visit("#/")
     })
