@@ -32,6 +32,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as SqlClient from "effect/sql/SqlClient"
 import * as ExplorerQueries from "./ExplorerQueries.ts"
 import * as Assets from "./internal/assets.ts"
+import * as Host from "./internal/host.ts"
 import * as LagHistory from "./internal/lagHistory.ts"
 import * as NodeServer from "./internal/nodeServer.ts"
 import * as Respond from "./internal/respond.ts"
@@ -55,7 +56,10 @@ export interface MachineEntry {
  * `machines` by name (a stream's machine is the one named like its category, or the one the page picks),
  * `projections` by name (table projections whose handlers use only the `SqlClient`, as a config module's are: the
  * page can start their rebuild), `token`, which enables the actions (an empty one does not) and must then come with
- * each of them, and `tailInterval`, how often the live tail looks for new events (default 500 ms).
+ * each of them, `tailInterval`, how often the live tail looks for new events (default 500 ms), and `hosts`, the names
+ * a request's `Host` may be: by default `localhost`, `[::1]` and 127.x.y.z only, so that a page of another site
+ * cannot read the log by pointing its own domain name at your server (DNS rebinding); list the names your server is
+ * reached by (`["ops.example.com"]`), or `"any"` when something in front of it checks them.
  *
  * @since 0.1.0
  * @category models
@@ -66,6 +70,7 @@ export interface Options {
   readonly projections?: { readonly [name: string]: Projection.Projection<unknown, unknown> } | undefined
   readonly token?: string | undefined
   readonly tailInterval?: number | undefined
+  readonly hosts?: ReadonlyArray<string> | "any" | undefined
 }
 
 /**
@@ -286,17 +291,19 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
       const context = yield* Effect.context<SqlClient.SqlClient>()
       const history = yield* LagHistory.make(10 * 60_000)
       const base = options.path ?? "/explorer"
-      const route = (method: "GET" | "POST", path: `/${string}`, handler: Handler) =>
+      const add = (method: "GET" | "POST", path: `/${string}`, handler: Handler) =>
         router.add(method, `${base}${path}`, (request) =>
-          Respond.guard(handler(request)).pipe(Effect.provideContext(context))
+          Host.allowed(request.headers["host"], options.hosts)
+            ? Respond.guard(handler(request)).pipe(Effect.provideContext(context))
+            : Effect.succeed(Respond.json({ error: "This explorer does not answer to that Host" }, 421))
         )
       // The router ignores a trailing slash; the page's relative URLs need it.
-      yield* router.add("GET", `${base}/`, (request) =>
+      yield* add("GET", "/", (request) =>
         new URL(request.url, "http://localhost").pathname.endsWith("/")
           ? Assets.serve("index.html")
           : Effect.succeed(HttpServerResponse.empty({ status: 302, headers: { location: `${base}/` } }))
       )
-      yield* router.add("GET", `${base}/assets/:file`, (request) =>
+      yield* add("GET", "/assets/:file", (request) =>
         Assets.serve(new URL(request.url, "http://localhost").pathname.split("/").pop() ?? "")
       )
       const machines = options.machines ?? {}
@@ -304,15 +311,15 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
         ...browse(options),
         ...watch(machines, options.tailInterval ?? 500, history)
       }
-      for (const [name, handler] of Object.entries(handlers)) yield* route("GET", `/api/${name}`, handler)
+      for (const [name, handler] of Object.entries(handlers)) yield* add("GET", `/api/${name}`, handler)
       const token = tokenOf(options)
       if (token !== undefined) {
         const act = actions(token)
-        yield* route("POST", "/api/parked/retry", act.retry)
-        yield* route("POST", "/api/parked/drop", act.drop)
-        yield* route("POST", "/api/rebase", act.rebase)
+        yield* add("POST", "/api/parked/retry", act.retry)
+        yield* add("POST", "/api/parked/drop", act.drop)
+        yield* add("POST", "/api/rebase", act.rebase)
         const running = yield* FiberMap.make<string>()
-        yield* route("POST", "/api/rebuild", act.authorized(rebuild(options.projections ?? {}, running)))
+        yield* add("POST", "/api/rebuild", act.authorized(rebuild(options.projections ?? {}, running)))
       }
     })
   )
@@ -338,8 +345,12 @@ export interface ServeOptions extends Options {
  * @category servers
  */
 export const serve = (options: ServeOptions = {}) =>
-  NodeServer.listen(layer(options), {
-    host: options.host ?? defaultHost,
-    port: options.port ?? 4000,
-    path: `${options.path ?? "/explorer"}/`
-  })
+  NodeServer.listen(
+    // On a loopback address its server checks the Host itself; on another, the names it answers to are the caller's.
+    layer({ ...options, hosts: options.hosts ?? (Host.loopback(options.host ?? defaultHost) ? undefined : "any") }),
+    {
+      host: options.host ?? defaultHost,
+      port: options.port ?? 4000,
+      path: `${options.path ?? "/explorer"}/`
+    }
+  )

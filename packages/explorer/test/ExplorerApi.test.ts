@@ -18,7 +18,8 @@ const token = "s3cret-token"
 const Server = HttpRouter.serve(
   Layer.mergeAll(
     Explorer.layer({ machines: Seed.machines }),
-    Explorer.layer({ path: "/ops", machines: Seed.machines, projections: { task_titles: Seed.TaskTitles }, token })
+    Explorer.layer({ path: "/ops", machines: Seed.machines, projections: { task_titles: Seed.TaskTitles }, token }),
+    Explorer.layer({ path: "/named", hosts: ["ops.example.com"] })
   ),
   { disableLogger: true, disableListenLog: true }
 ).pipe(
@@ -265,6 +266,35 @@ layer(Server, { excludeTestServices: true })("the explorer's API", (it) => {
       assert.include(page.headers.get("content-security-policy") ?? "", "script-src 'self'")
       assert.strictEqual((yield* call("/explorer/assets/..%2Fpackage.json")).status, 404)
     })
+  )
+
+  it.effect(
+    "mounted on an application's server, answers only to the Host names it is given (loopback by default)",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* HttpServer.HttpServer
+        const address = new URL(HttpServer.formatAddress(server.address))
+        const status = (path: string, host: string) =>
+          Effect.promise(
+            () =>
+              new Promise<number>((resolve, reject) => {
+                import("node:http").then(({ request }) =>
+                  request(new URL(path, address), { headers: { host } }, (res) => {
+                    res.resume()
+                    resolve(res.statusCode ?? 0)
+                  })
+                    .on("error", reject)
+                    .end()
+                )
+              })
+          )
+        // A page of another site, its domain name pointed at this server (DNS rebinding), reads nothing.
+        assert.strictEqual(yield* status("/explorer/api/categories", "rebind.attacker.example"), 421)
+        assert.strictEqual(yield* status("/explorer/", "rebind.attacker.example"), 421)
+        assert.strictEqual(yield* status("/explorer/api/categories", `localhost:${address.port}`), 200)
+        assert.strictEqual(yield* status("/named/api/categories", "ops.example.com"), 200)
+        assert.strictEqual(yield* status("/named/api/categories", `127.0.0.1:${address.port}`), 421)
+      })
   )
 
   it.effect("answers 400, not 500, to positions beyond a bigint, NUL characters and malformed escapes", () =>

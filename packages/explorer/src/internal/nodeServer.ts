@@ -14,15 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
-
-// An IPv4 loopback literal (127.0.0.0/8), not any name that starts with "127.": `127.attacker.example` can resolve
-// to 127.0.0.1 and is the very DNS-rebinding name the Host check is there to refuse.
-const ipv4Loopback = /^127(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
-
-const loopback = (host: string) => host === "localhost" || ipv4Loopback.test(host) || host === "::1"
-
-const hostName = (header: string | undefined): string =>
-  header === undefined ? "" : header.startsWith("[") ? header.slice(1, header.indexOf("]")) : header.split(":")[0]!
+import { hostName, loopback } from "./host.ts"
 
 type WebHandler = (request: Request) => Promise<Response>
 
