@@ -28,7 +28,8 @@ export const make = (options: {
     }
     const categories = [...pending]
     pending.clear()
-    return Effect.andThen(Effect.ignore(options.send(categories)), drain)
+    // `exit`, not `ignore`: a defect of the send must not end the drain with `sending` still set.
+    return Effect.andThen(Effect.exit(options.send(categories)), drain)
   })
 
   const signal = (categories: Iterable<string>): Effect.Effect<void> =>
@@ -36,7 +37,18 @@ export const make = (options: {
       for (const category of categories) pending.add(category)
       if (sending || pending.size === 0) return Effect.void
       sending = true
-      return Effect.asVoid(Effect.forkDetach(Effect.provideContext(drain, options.context)))
+      // Should the drain be interrupted (the process shutting down), the next signal starts another.
+      const reset = Effect.sync(() => {
+        sending = false
+      })
+      return Effect.asVoid(
+        Effect.forkDetach(
+          Effect.provideContext(
+            Effect.onInterrupt(drain, () => reset),
+            options.context
+          )
+        )
+      )
     })
 
   return { signal }
