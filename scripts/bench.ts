@@ -1,7 +1,8 @@
 /**
  * `pnpm bench [--quick] [--only=w1,…] [--reps=N] [--seconds=S]`: evently against raw-SQL baselines on the same Postgres, in the same run.
  * Creates its own database on the server from DATABASE_URL / PG*, prints a Markdown table and writes the figures
- * as JSON under bench-results/ (kept out of git).
+ * as JSON under bench-results/ (kept out of git). The NATS relay's workload runs only when `--only` names `relay`
+ * (it needs a NATS server with JetStream at NATS_URL).
  */
 import { PgClient } from "@effect/sql-pg"
 import { NodeRuntime } from "@effect/platform-node"
@@ -10,6 +11,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import type * as SqlError from "effect/sql/SqlError"
+import { execFile } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { type Measurement, measure } from "./bench/Measure.ts"
@@ -46,6 +48,33 @@ const versionOf = (pkg: string): string => {
   const path = new URL(`./node_modules/${pkg}/package.json`, import.meta.url)
   return (JSON.parse(readFileSync(path, "utf8")) as { version: string }).version
 }
+
+/** The figures `packages/nats/bench/relay.ts --json` prints: its code, run as a process of its own. */
+interface RelayFigures {
+  readonly events: number
+  readonly live: number
+  readonly bareRate: number
+  readonly relayRate: number
+  readonly p50: number
+  readonly p99: number
+}
+
+/**
+ * The relay workload (opt-in: `--only=relay`): commit-to-ack events/s of the NATS relay on a committed log against a
+ * bare publish loop of the same messages with the same client, then the commit-to-ack latency of live events.
+ */
+const relayWorkload = (events: number) =>
+  Effect.promise(
+    () =>
+      new Promise<RelayFigures>((resolve, reject) => {
+        const script = new URL("../packages/nats/bench/relay.ts", import.meta.url).pathname
+        execFile(process.execPath, [script, `--events=${events}`, "--json"], (error, stdout, stderr) => {
+          const line = stdout.split("\n").findLast((l) => l.startsWith("{"))
+          if (error !== null || line === undefined) reject(new Error(`${script} failed: ${error}\n${stderr}`))
+          else resolve(JSON.parse(line) as RelayFigures)
+        })
+      })
+  )
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "–")
 const ratio = (n: number | null) => (n === null ? "" : `${fmt(n * 100)}%`)
@@ -164,6 +193,8 @@ const program = Effect.gen(function* () {
       }
     }
   }).pipe(Effect.provide(db))
+  const relay = only?.includes("relay") === true ? yield* relayWorkload(quick ? 5_000 : 20_000) : undefined
+  if (relay !== undefined) yield* Effect.logInfo(`relay: ${JSON.stringify(relay)}`)
 
   const environment = {
     date: DateTime.formatIso(yield* DateTime.now),
@@ -222,11 +253,20 @@ const program = Effect.gen(function* () {
       )
     )
   }
+  if (relay !== undefined) {
+    table.push(
+      "",
+      `| NATS relay, ${relay.events} committed events | events/s | vs bare | commit-to-ack p50 / p99 ms (${relay.live} live events, 8 writers) |`,
+      "| --- | ---: | ---: | ---: |",
+      `| bare publish loop (256 in flight) | ${fmt(relay.bareRate)} | | |`,
+      `| relay, commit to ack | ${fmt(relay.relayRate)} | ${ratio(relay.relayRate / relay.bareRate)} | ${relay.p50} / ${relay.p99} |`
+    )
+  }
   console.log(`\n${header}\n\n${table.join("\n")}\n`)
   const dir = new URL("../bench-results/", import.meta.url)
   mkdirSync(dir, { recursive: true })
   const file = new URL(`bench-${environment.date.replaceAll(":", "-")}.json`, dir)
-  writeFileSync(file, JSON.stringify({ environment, rows }, null, 2))
+  writeFileSync(file, JSON.stringify({ environment, rows, relay }, null, 2))
   console.log(`Figures written to ${file.pathname}`)
 })
 

@@ -1,5 +1,5 @@
 /**
- * `node packages/nats/bench/relay.ts [--events=N]`: the relay's throughput from commit to JetStream ack against a bare
+ * `node packages/nats/bench/relay.ts [--events=N] [--json]`: the relay's throughput from commit to JetStream ack against a bare
  * publish loop of the same messages with the same client in the same run, and the commit-to-ack latency of live
  * events. Needs Postgres (DATABASE_URL / PG*; a database of its own, dropped at the end) and NATS (NATS_URL); its
  * JetStream streams are deleted at the end.
@@ -9,6 +9,8 @@
  * - relay: the relay started on a log of N committed events, timed until JetStream holds all N.
  * - latency: 2,000 events appended one by one by 8 writers while the relay is live; for each, the time JetStream
  *   stored it minus its `recordedAt` (the start of its append's transaction, so the append's own time is included).
+ *
+ * With `--json` it prints one JSON line instead of the table: what `pnpm bench --only=relay` reads.
  */
 import { Envelope, NatsClient, NatsRelay, Subjects } from "@evently/nats"
 import { PgEventStore, PgSchema, PgSubscriptions } from "@evently/postgres"
@@ -136,14 +138,18 @@ const program = Effect.gen(function* () {
     .sort((a, b) => a - b)
   yield* Fiber.interrupt(relay)
 
+  const p50 = percentile(latencies, 0.5)
+  const p99 = percentile(latencies, 0.99)
+  if (process.argv.includes("--json")) {
+    console.log(JSON.stringify({ events, live, bareRate, relayRate, p50, p99 }))
+    return
+  }
   console.log(`| ${events} events | events/s |\n| --- | ---: |`)
   console.log(`| bare publish loop (256 in flight) | ${bareRate.toFixed(0)} |`)
   console.log(
     `| relay, commit to ack | ${relayRate.toFixed(0)} (${((relayRate / bareRate) * 100).toFixed(0)}% of bare) |`
   )
-  console.log(
-    `\ncommit-to-ack latency of ${live} live events (8 writers): p50 ${percentile(latencies, 0.5)} ms, p99 ${percentile(latencies, 0.99)} ms`
-  )
+  console.log(`\ncommit-to-ack latency of ${live} live events (8 writers): p50 ${p50} ms, p99 ${p99} ms`)
 })
 
 Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(layer))).catch((error: unknown) => {
