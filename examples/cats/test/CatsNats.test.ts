@@ -5,6 +5,7 @@ import { EventStore } from "@evently/store"
 import { TestDatabase } from "@evently/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import { databaseUrl, run } from "./processes.ts"
 
 const database = Layer.provideMerge(PgSchema.layerMigrate, TestDatabase.layer())
@@ -23,6 +24,15 @@ const ownStream = Effect.gen(function* () {
   )
   return env
 })
+
+/** The example's durable consumer, once none of its deliveries awaits an ack (within 10 s). */
+const settled = (stream: string) =>
+  Effect.flatMap(NatsClient.NatsClient, ({ manager }) =>
+    Effect.promise(() => manager.consumers.info(stream, "cats-consume")).pipe(
+      Effect.repeat({ until: (info) => info.num_ack_pending === 0, schedule: Schedule.spaced("50 millis") }),
+      Effect.timeout("10 seconds")
+    )
+  )
 
 layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on NATS (real processes)", (it) => {
   it.effect(
@@ -48,6 +58,8 @@ layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on N
             yield* first.waitFor(`cat-tom v2 Fed {"food":"tuna"} (${prefix}.cat.Fed)`)
             yield* es.append("cat-felix", [{ type: "Napped", data: { minutes: 15 } }])
             yield* first.waitFor(`cat-felix v1 Napped {"minutes":15} (${prefix}.cat.Napped)`)
+            // Killed only once it acked what it printed (else JetStream would deliver that one again, at least once).
+            yield* settled(env.EVENTLY_NATS_STREAM)
             return first.output
           })
         )
@@ -59,6 +71,10 @@ layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on N
         yield* second.waitFor(`cat-tom v3 Renamed {"name":"thomas"} (${prefix}.cat.Renamed)`)
         assert.notInclude(second.output.stdout, "Adopted")
         assert.notInclude(second.output.stdout, "Napped")
+        // Each printed event was acked: none awaits its ack, none was delivered twice, the floor is the 4th message.
+        const info = yield* settled(env.EVENTLY_NATS_STREAM)
+        assert.strictEqual(info.ack_floor.stream_seq, 4)
+        assert.strictEqual(info.num_redelivered, 0)
         assert.strictEqual(relay.output.code, undefined, "the relay keeps running")
       }).pipe(Effect.scoped)
   )
