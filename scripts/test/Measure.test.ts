@@ -37,12 +37,17 @@ describe("Measure", () => {
         seconds: 0.05,
         warmupSeconds: 0,
         eventsPerOperation: 5,
-        // Worker 0 reports 2 events per operation; the others return nothing, so the fixed 5 applies.
+        // Worker 0 reports 2 events per operation; the others return nothing, so the fixed 5 applies. Each operation
+        // yields, as a real one (a query) does: a synchronous one could run out the clock in the first worker alone
+        // on a busy machine, before the others start.
         operation: (worker, sequence) =>
-          Effect.sync(() => {
-            sequences[worker]!.push(sequence)
-            return worker === 0 ? 2 : undefined
-          })
+          Effect.andThen(
+            Effect.yieldNow,
+            Effect.sync(() => {
+              sequences[worker]!.push(sequence)
+              return worker === 0 ? 2 : undefined
+            })
+          )
       })
       const calls = sequences.map((s) => s.length)
       assert.strictEqual(m.operations, calls[0]! + calls[1]! + calls[2]!)

@@ -34,6 +34,15 @@ const settled = (stream: string) =>
     )
   )
 
+/** The durable consumer once no pull request waits on it: a killed client's ends with its connection or expiry. */
+const noPullWaiting = (stream: string) =>
+  Effect.flatMap(NatsClient.NatsClient, ({ manager }) =>
+    Effect.promise(() => manager.consumers.info(stream, "cats-consume")).pipe(
+      Effect.repeat({ until: (info) => info.num_waiting === 0, schedule: Schedule.spaced("50 millis") }),
+      Effect.timeout("40 seconds")
+    )
+  )
+
 layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on NATS (real processes)", (it) => {
   it.effect(
     "relay publishes the cats' events; consume prints them, live ones too, and a restarted consume goes on after the last it acked",
@@ -65,7 +74,9 @@ layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on N
         )
         assert.notInclude(consume.stdout, "rex", "only the cats are relayed")
 
-        // Killed above; its durable consumer remembers what it acked.
+        // Killed above; its durable consumer remembers what it acked. Its last pull request must be gone from the
+        // server first: JetStream would hand the next event to it, and deliver it again only after the ack wait.
+        yield* noPullWaiting(env.EVENTLY_NATS_STREAM)
         yield* es.append("cat-tom", [{ type: "Renamed", data: { name: "thomas" } }])
         const second = yield* run("consume", [], url, env)
         yield* second.waitFor(`cat-tom v3 Renamed {"name":"thomas"} (${prefix}.cat.Renamed)`)
@@ -76,6 +87,7 @@ layer(services, { excludeTestServices: true, timeout: "60 seconds" })("cats on N
         assert.strictEqual(info.ack_floor.stream_seq, 4)
         assert.strictEqual(info.num_redelivered, 0)
         assert.strictEqual(relay.output.code, undefined, "the relay keeps running")
-      }).pipe(Effect.scoped)
+      }).pipe(Effect.scoped),
+    120_000
   )
 })
