@@ -22,6 +22,7 @@ import * as PgSubscriptions from "@evently/postgres/PgSubscriptions"
 import type * as Projection from "@evently/store/Projection"
 import * as Subscriptions from "@evently/store/Subscriptions"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
@@ -150,7 +151,7 @@ const machineNamed = (machines: Machines, name: string) => {
 const watch = (machines: Machines, tailInterval: number, history: LagHistory.LagHistory): Record<string, Handler> => ({
   subscriptions: Effect.fnUntraced(function* () {
     const report = yield* PgOperations.status
-    yield* history.record(Date.now(), report.partitions)
+    yield* history.record(yield* Clock.currentTimeMillis, report.partitions)
     return Respond.json({ ...report, history: yield* history.samples })
   }),
   parked: Effect.fnUntraced(function* (request) {

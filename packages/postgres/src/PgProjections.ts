@@ -448,14 +448,8 @@ export const waitUntilCaughtUp = (
   Subscriptions.SubscriptionError | Subscriptions.CaughtUpTimeout,
   SqlClient.SqlClient | Subscriptions.Subscriptions
 > =>
-  Effect.suspend(() => {
-    // Checked before the wait: a timeout that is not a duration fails typed rather than as a defect.
-    const timeout = Option.map(Duration.fromInput(options?.timeout ?? "30 seconds"), Duration.toMillis)
-    if (Option.isNone(timeout) || !(timeout.value >= 0)) {
-      const reason = `timeout must be a duration of at least 0 milliseconds, not ${String(options?.timeout)}`
-      return Effect.fail(new Subscriptions.InvalidSubscription({ subscription: `projection:${name}`, reason }))
-    }
-    return Effect.gen(function* () {
+  Effect.flatMap(Subscriptions.waitTimeout(`projection:${name}`, options?.timeout), (timeout) =>
+    Effect.gen(function* () {
       const subscriptions = yield* Subscriptions.Subscriptions
       const active = yield* Effect.repeat(
         Effect.map(builds(name), (all) => all.find((b) => b.state === "active")),
@@ -464,11 +458,11 @@ export const waitUntilCaughtUp = (
       yield* subscriptions.waitUntilCaughtUp(active!.subscription, { timeout: "1 day" })
     }).pipe(
       Effect.timeoutOrElse({
-        duration: timeout.value,
+        duration: timeout,
         orElse: () => Effect.fail(new Subscriptions.CaughtUpTimeout({ subscription: `projection:${name}` }))
       })
     )
-  })
+  )
 
 /**
  * The lifecycle of every build of a projection run in this process (see `Subscriptions.lifecycle`): the current
