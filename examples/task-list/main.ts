@@ -127,11 +127,15 @@ const program = Effect.gen(function* () {
   yield* send(venue, Command.Schedule.make({ deadline: "2030-05-01" }))
 
   // A conflict: two commands on #1 at once. Both read version 4; the first append wins, the second is refused
-  // with WrongExpectedVersion, and the handler reloads, decides again and appends.
+  // with WrongExpectedVersion, and the handler reloads, decides again and appends. (A handler's commands on one stream
+  // take turns by default, so in one process they race only as here, with `oneAtATimePerStream: false`; two
+  // processes race like this.)
   const race = yield* racingStore
-  const racing = yield* CommandHandler.make({ decider: TaskDecider, codec: TaskCodec }).pipe(
-    Effect.provideService(EventStore.EventStore, race.gated)
-  )
+  const racing = yield* CommandHandler.make({
+    decider: TaskDecider,
+    codec: TaskCodec,
+    oneAtATimePerStream: false
+  }).pipe(Effect.provideService(EventStore.EventStore, race.gated))
   const contenders = [Command.Assign.make({ assignee: "grace" }), Command.Schedule.make({ deadline: "2030-04-15" })]
   yield* Console.log(`\nA conflict: ${contenders.map(describeCommand).join(" and ")} on #1 at once, both reading v4:`)
   const results = yield* Effect.forEach(contenders, (command) => racing.handle(report, command), {

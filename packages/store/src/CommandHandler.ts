@@ -18,12 +18,12 @@ import * as Correlation from "./Correlation.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
-import * as KeyedLock from "./KeyedLock.ts"
 import * as Idempotency from "./internal/commandHandler/idempotency.ts"
 import * as Loading from "./internal/commandHandler/loading.ts"
 import type { Known } from "./internal/commandHandler/loading.ts"
 import * as Snapshotting from "./internal/commandHandler/snapshotting.ts"
 import * as StateCache from "./internal/commandHandler/stateCache.ts"
+import * as Turns from "./internal/commandHandler/turns.ts"
 import * as Uuid from "./internal/uuid.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import * as SnapshotPolicy from "./SnapshotPolicy.ts"
@@ -86,10 +86,18 @@ export interface Options<Command, Event extends { readonly _tag: string }, State
    */
   readonly cache?: { readonly capacity?: number | undefined } | false | undefined
   /**
-   * When `true`, commands for one stream handled by this handler take turns (others wait) instead of racing, as an
-   * aggregate process per stream would: a hot stream written from one process then meets no conflicts at all, and
-   * with the cache each command costs one read of the new events and one append. Writers in other processes still
-   * conflict and are retried. Default `false`. A command must then not handle another command for its own stream.
+   * Whether commands for one stream handled by this handler take turns (others wait) instead of racing, as an
+   * aggregate process per stream would. Default `true`: a hot stream written from one process then meets no conflicts
+   * at all, and with the cache each command costs one read of the new events and one append. Writers in other
+   * processes (or other handlers) still conflict and are retried. `false` lets the commands race, each retried on a
+   * conflict as the retry policy allows.
+   *
+   * A command handled while a turn is held up its call chain (from inside another command, in the same fiber or in a
+   * fiber that one forked) does not wait for a turn, so nesting cannot deadlock: on the outer command's own stream it
+   * runs inside that turn, and the outer command's append then meets the new version and retries as on any conflict
+   * (bounded by the retry policy like any other); on another stream it races. A command that waits for a fiber it did
+   * not fork (a queue's worker, say) to handle a command on its own stream still waits forever: turn turns off for
+   * such a handler.
    */
   readonly oneAtATimePerStream?: boolean | undefined
   /**
@@ -312,10 +320,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const { loadStream, stateAt } = Loading.make(typed, decider, cache, snapshotting)
     const { findCommand, duplicateOf } = Idempotency.make(typed, stateAt)
 
-    // With `oneAtATimePerStream`: a lock per stream, dropped when no command holds or awaits it.
-    const turns = KeyedLock.makeUnsafe<StreamName.StreamName>()
-    const inTurn = <A, E, R>(stream: StreamName.StreamName, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      options.oneAtATimePerStream !== true ? effect : turns.withLock(stream, effect)
+    // Unless `oneAtATimePerStream: false`: a turn per stream, dropped when no command holds or awaits it.
+    const inTurn = Turns.make<StreamName.StreamName>(options.oneAtATimePerStream !== false)
 
     const load = Effect.fn("CommandHandler.load")(function* (stream: string) {
       const name = yield* StreamName.parse(stream)

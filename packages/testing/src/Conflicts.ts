@@ -18,7 +18,9 @@
  *     evolve: (balance: number, event: typeof AccountEvent.Type) => balance + event.amount,
  *     decide: (command: Deposit) => Result.succeed([AccountEvent.cases.Deposited.make({ amount: command.amount })])
  *   },
- *   codec: EventCodec.make(AccountEvent)
+ *   codec: EventCodec.make(AccountEvent),
+ *   // Racing: with turns (the default), commands of one handler on one stream never read the same version.
+ *   oneAtATimePerStream: false
  * })
  *
  * // The first two appends each find that a rival wrote first: the command succeeds on its third attempt.
@@ -70,7 +72,9 @@ export interface Options {
   readonly rival?: ((stream: string) => ReadonlyArray<EventStore.NewEvent>) | undefined
   /**
    * The first `n` appends wait for each other, then go on together in the order they arrived: `n` concurrent
-   * commands on one stream all read the same version before any appends, so exactly one wins each round.
+   * commands on one stream all read the same version before any appends, so exactly one wins each round. The
+   * commands must race: a command handler that takes turns per stream (its default) would wait here forever, so
+   * build it with `oneAtATimePerStream: false`.
    */
   readonly rendezvous?: number | undefined
 }
