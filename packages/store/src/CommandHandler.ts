@@ -96,8 +96,8 @@ export interface Options<Command, Event extends { readonly _tag: string }, State
    * fiber that one forked) does not wait for a turn, so nesting cannot deadlock: on the outer command's own stream it
    * runs inside that turn, and the outer command's append then meets the new version and retries as on any conflict
    * (bounded by the retry policy like any other); on another stream it races. A command that waits for a fiber it did
-   * not fork (a queue's worker, say) to handle a command on its own stream still waits forever: turn turns off for
-   * such a handler.
+   * not fork (a queue's worker, say) to handle a command on its own stream still waits forever: build such a handler
+   * with `false`.
    */
   readonly oneAtATimePerStream?: boolean | undefined
   /**
