@@ -30,6 +30,8 @@ import * as Metrics from "./internal/subscriptions/metrics.ts"
 import * as Queries from "./internal/subscriptions/queries.ts"
 import * as Reader from "./internal/subscriptions/reader.ts"
 import * as Start from "./internal/subscriptions/start.ts"
+import * as Replica from "./internal/subscriptions/replica.ts"
+import * as PgReplica from "./PgReplica.ts"
 import * as PgSchema from "./PgSchema.ts"
 import * as PgTransaction from "./PgTransaction.ts"
 
@@ -46,6 +48,15 @@ export interface Options {
   readonly lockRetryInterval?: Duration.Input | undefined
   readonly reconnectDelay?: Duration.Input | undefined
   readonly maxReconnectDelay?: Duration.Input | undefined
+  /**
+   * Where sessions read their events (default `"primary"`). With `"replica"`, each partition's session reads through
+   * a connection it holds on the streaming replica of `PgReplica.Replica`, while its lease, checkpoint, parked events,
+   * `status`, `waitUntilCaughtUp` and transactional commits stay on the primary (the `SqlClient`). Wake-ups come from
+   * a LISTEN on the primary; after one the session waits for the replica to replay the primary's WAL up to where it
+   * was, then reads. Delivery, order and the gap-free cursor are as on the primary, behind by the replica's lag (see
+   * docs/replicas.md).
+   */
+  readonly reads?: "primary" | "replica" | undefined
 }
 
 /**
@@ -112,9 +123,18 @@ export const rebase = Effect.fn("PgSubscriptions.rebase")(function* (
   if (rows.length === 0) return yield* new Subscriptions.UnknownSubscription({ subscription: name })
 })
 
+const replicaOf = Effect.flatMap(Effect.serviceOption(PgReplica.Replica), (replica) =>
+  Option.isSome(replica)
+    ? Effect.succeed(replica.value)
+    : Effect.die(
+        new Error("PgSubscriptions with reads: 'replica' needs PgReplica.Replica (PgReplica.layer) in context")
+      )
+)
+
 /**
  * Builds the service on the `SqlClient` in context. LISTEN needs `PgClient`; without it (or when LISTEN fails) the
- * workers poll, and say so in the log.
+ * workers poll, and say so in the log. With `reads: "replica"` it also needs `PgReplica.Replica` in context (it dies
+ * without it).
  *
  * @since 0.1.0
  * @category constructors
@@ -130,6 +150,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     localLeases: SubscriptionLifecycle.makeLocalLeases(),
     retry: Duration.fromInputUnsafe(options.lockRetryInterval ?? "500 millis")
   }
+  const replica = options.reads === "replica" ? yield* replicaOf : undefined
   const ephemerals = Ephemeral.makeRegistry(sql, t)
   const lifecycles = yield* SubscriptionLifecycle.make
 
@@ -160,16 +181,18 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             ? yield* ephemerals.checkpoint(name, partition, opts, holder)
             : yield* Checkpoint.durable({ sql, t }, connection, name, partition, opts)
         const committer = yield* Committer.make(sql, checkpoints, attributes)
+        const reads = replica === undefined ? connection : yield* Connection.reserve(replica.sql)
         return Reader.batches(
           {
             sql,
             t,
-            connection,
+            connection: reads,
             committer,
             where: filterFragment(sql, filterOf(opts), Math.max(1, opts?.partitions ?? 1), partition),
             batchSize: opts?.batchSize ?? 100,
             poll,
             wake,
+            afterWake: replica === undefined ? undefined : Replica.afterWake(sql, connection, reads, poll),
             attributes,
             batchOf: (events, to) => ({
               subscription: name,
@@ -286,5 +309,22 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Subscriptions.Subscriptions, never, SqlClient.SqlClient> =>
-  Layer.effect(Subscriptions.Subscriptions, make(options))
+export const layer: {
+  (
+    options: Options & { readonly reads: "replica" }
+  ): Layer.Layer<Subscriptions.Subscriptions, never, SqlClient.SqlClient | PgReplica.Replica>
+  (options?: Options): Layer.Layer<Subscriptions.Subscriptions, never, SqlClient.SqlClient>
+} = (options?: Options) => Layer.effect(Subscriptions.Subscriptions, make(options))
+
+/**
+ * `PgReplica.ReplicaSubscriptions`: these subscriptions with `reads: "replica"`, as a service of their own beside the
+ * primary's `Subscriptions` (see {@link Options.reads}; `PgProjections` keeps using `Subscriptions`). One more
+ * connection per running partition, on the replica's pool.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerReplica = (
+  options?: Omit<Options, "reads">
+): Layer.Layer<PgReplica.ReplicaSubscriptions, never, SqlClient.SqlClient | PgReplica.Replica> =>
+  Layer.effect(PgReplica.ReplicaSubscriptions, make({ ...options, reads: "replica" }))

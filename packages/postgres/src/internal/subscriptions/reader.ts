@@ -63,6 +63,11 @@ export interface ReaderSettings {
   readonly batchSize: number
   readonly poll: Duration.Duration
   readonly wake: Wake | undefined
+  /**
+   * What to wait for after a wake-up, before reading: a session reading from a streaming replica waits there until
+   * the replica has replayed the commit that notified (see `replica.ts`). Not after a poll.
+   */
+  readonly afterWake?: Effect.Effect<void, Subscriptions.SubscriptionStorageError> | undefined
   readonly attributes: ReturnType<typeof metricAttributes>
   /** The batch of `events`, read up to `to`. */
   readonly batchOf: (events: ReadonlyArray<EventStore.RecordedEvent>, to: Cursor) => Subscriptions.Batch
@@ -104,14 +109,17 @@ export const countBehind = (settings: PageSettings, cursor: Cursor) => {
     .pipe(Effect.map((rows) => rows[0]!.behind))
 }
 
-const waitForWake = (settings: ReaderSettings) =>
-  settings.wake === undefined
+const waitForWake = (settings: ReaderSettings) => {
+  const { afterWake, wake } = settings
+  return wake === undefined
     ? Effect.sleep(settings.poll)
-    : Effect.timeoutOption(Queue.take(settings.wake), settings.poll).pipe(
+    : Effect.timeoutOption(Queue.take(wake), settings.poll).pipe(
         // A burst of notifications is one wake-up.
-        Effect.andThen(Queue.clear(settings.wake)),
-        Effect.mapError(storage("listen"))
+        Effect.tap(() => Queue.clear(wake)),
+        Effect.mapError(storage("listen")),
+        Effect.flatMap((woken) => (Option.isSome(woken) && afterWake !== undefined ? afterWake : Effect.void))
       )
+}
 
 /**
  * The batches after `initial` (telling the session signals where it starts, and when a read finds nothing), until the committer is poisoned (then the stream fails with its reason) or a row
