@@ -131,6 +131,31 @@ layer(all, { excludeTestServices: true, timeout: "60 seconds" })("PgReplica", (i
       })
   )
 
+  it.effect("a notification from the primary wakes the replica subscription once the replica has replayed", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const subs = yield* PgReplica.ReplicaSubscriptions
+      const delivered: Array<bigint> = []
+      // A poll far longer than the test's bound: only a wake-up can deliver in time.
+      const runner = yield* subs
+        .run("replica-wake", (event) => Effect.sync(() => delivered.push(event.position)), {
+          categories: ["wake"],
+          pollInterval: "20 seconds"
+        })
+        .pipe(Effect.forkChild)
+      yield* subs.waitUntilCaughtUp("replica-wake", { timeout: "10 seconds" })
+      for (let i = 0; i < 10; i++) {
+        const { positions } = yield* store.append("wake-1", [{ type: "Ping", data: { i } }])
+        yield* Effect.sync(() => delivered.includes(positions[0]!)).pipe(
+          Effect.repeat({ until: (done: boolean) => done, schedule: Schedule.spaced("5 millis") }),
+          Effect.timeout("3 seconds")
+        )
+      }
+      yield* Fiber.interrupt(runner)
+      assert.strictEqual(delivered.length, 10)
+    })
+  )
+
   it.effect("gap-free on the standby: transactions that commit after a later one are not skipped", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
