@@ -1,0 +1,73 @@
+import { ClusterRunner, StreamEntity } from "@evently/cluster"
+import { EventStore, StreamName } from "@evently/store"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { Counter, decider, limit, OverLimit } from "./fixtures/Counter.ts"
+
+const Runner = StreamEntity.layer(Counter, { decider }).pipe(
+  Layer.provideMerge(ClusterRunner.layerTest),
+  Layer.provideMerge(EventStore.layerMemory)
+)
+
+describe("StreamEntity on one in-process runner", () => {
+  it.live("handles a command on the stream's owner and replies with the events and the state", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      const first = yield* counters.handle("counter-1", { _tag: "Add", amount: 2, by: "ann" })
+      const second = yield* counters.handle("counter-1", { _tag: "Add", amount: 3, by: "bob" })
+      assert.deepStrictEqual(first.events, [{ _tag: "Added", amount: 2, by: "ann" }])
+      assert.deepStrictEqual(
+        { stream: second.stream, version: second.version, state: second.state, duplicate: second.duplicate },
+        { stream: "counter-1", version: 2, state: { total: 5, count: 2 }, duplicate: false }
+      )
+      assert.isTrue(second.positions.length === 1 && typeof second.positions[0] === "bigint")
+      const loaded = yield* counters.load("counter-1")
+      assert.deepStrictEqual([loaded.stream, loaded.version, loaded.state], ["counter-1", 2, { total: 5, count: 2 }])
+    }).pipe(Effect.provide(Runner))
+  )
+
+  it.live("a command id handled before appends nothing and replies with its first handling", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      const once = yield* counters.handle("counter-2", { _tag: "Add", amount: 7, by: "ann" }, { commandId: "c-1" })
+      const again = yield* counters.handle("counter-2", { _tag: "Add", amount: 7, by: "ann" }, { commandId: "c-1" })
+      assert.isFalse(once.duplicate)
+      assert.deepStrictEqual([again.version, again.duplicate, again.state], [1, true, { total: 7, count: 1 }])
+      const store = yield* EventStore.EventStore
+      const stored = yield* Stream.runCollect(store.readStream("counter-2"))
+      assert.strictEqual(stored.length, 1)
+      assert.strictEqual(stored[0]!.metadata.causationId, "c-1")
+    }).pipe(Effect.provide(Runner))
+  )
+
+  it.live("the decider's refusal reaches the client as its own typed error, and nothing is written", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      const error = yield* Effect.flip(counters.handle("counter-3", { _tag: "Add", amount: limit + 1, by: "ann" }))
+      assert.instanceOf(error, OverLimit)
+      assert.deepStrictEqual([error.total, error.amount, error.limit], [0, limit + 1, limit])
+      const loaded = yield* counters.load("counter-3")
+      assert.strictEqual(loaded.version, 0)
+    }).pipe(Effect.provide(Runner))
+  )
+
+  it.live("an invalid stream name fails before anything is sent", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      const error = yield* Effect.flip(counters.handle("no category", { _tag: "Add", amount: 1, by: "ann" }))
+      assert.instanceOf(error, StreamName.InvalidStreamName)
+    }).pipe(Effect.provide(Runner))
+  )
+
+  it.live("a client with no runner owning the stream fails with DeliveryFailed after its timeout", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter, { deliveryTimeout: "300 millis" })
+      const error = yield* Effect.flip(counters.handle("counter-4", { _tag: "Add", amount: 1, by: "ann" }))
+      assert.instanceOf(error, StreamEntity.DeliveryFailed)
+      assert.strictEqual(error.stream, "counter-4")
+      assert.include(error.reason, "within")
+    }).pipe(Effect.provide(ClusterRunner.layerTest))
+  )
+})
