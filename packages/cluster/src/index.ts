@@ -2,4 +2,5 @@
  * @since 0.1.0
  */
 export * as ClusterRunner from "./ClusterRunner.ts"
+export * as ClusterSubscriptions from "./ClusterSubscriptions.ts"
 export * as StreamEntity from "./StreamEntity.ts"

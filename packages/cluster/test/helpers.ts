@@ -4,8 +4,10 @@
  */
 import { PgEventStore, PgSchema } from "@evently/postgres"
 import { TestDatabase } from "@evently/testing"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import { spawn, type ChildProcess } from "node:child_process"
 import { createServer } from "node:net"
@@ -119,3 +121,20 @@ export const advisoryLocksByRunner = Effect.gen(function* () {
     group by a.application_name`
   return Object.fromEntries(rows.map((row) => [row.application, row.locks])) as Record<string, number>
 }).pipe(Effect.orDie)
+
+/** Repeats `read` every 100 ms until `done` holds of its result (at most `timeout`), and returns that result. */
+export const waitFor = <A, E, R>(
+  read: Effect.Effect<A, E, R>,
+  done: (a: A) => boolean,
+  timeout: Duration.Input = "60 seconds"
+) =>
+  read.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: done }),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () =>
+        Effect.flatMap(read, (last) =>
+          Effect.die(new Error(`still not done after ${String(timeout)}: ${JSON.stringify(last)}`))
+        )
+    })
+  )
