@@ -127,10 +127,12 @@ export const layerClientOnly = (
 
 /**
  * One in-process runner with in-memory cluster storage, for unit tests of code that sends commands to stream
- * entities (the `EventStore` may be the memory one).
+ * entities (the `EventStore` may be the memory one). Messages cross a simulated serialization, as between processes;
+ * `MemoryDriver` shows what persisted messages were stored.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerTest: Layer.Layer<Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage> =
-  TestRunner.layer
+export const layerTest: Layer.Layer<
+  Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage | MessageStorage.MemoryDriver
+> = TestRunner.layer

@@ -1,6 +1,8 @@
 import { ClusterRunner, StreamEntity } from "@evently/cluster"
 import { EventStore, StreamName } from "@evently/store"
 import { assert, describe, it } from "@effect/vitest"
+import * as MessageStorage from "effect/cluster/MessageStorage"
+import type * as Sharding from "effect/cluster/Sharding"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -69,5 +71,29 @@ describe("StreamEntity on one in-process runner", () => {
       assert.strictEqual(error.stream, "counter-4")
       assert.include(error.reason, "within")
     }).pipe(Effect.provide(ClusterRunner.layerTest))
+  )
+})
+
+const PersistedCounter = StreamEntity.make("PersistedCounter", { ...Counter.protocol, persisted: true })
+
+const PersistedRunner: Layer.Layer<MessageStorage.MemoryDriver | EventStore.EventStore | Sharding.Sharding> =
+  StreamEntity.layer(PersistedCounter, { decider }).pipe(
+    Layer.provideMerge(ClusterRunner.layerTest),
+    Layer.provideMerge(EventStore.layerMemory)
+  )
+
+describe("StreamEntity with persisted commands", () => {
+  it.live("stores each command before handling it, and a command id sent twice is appended once", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(PersistedCounter)
+      const first = yield* counters.handle("counter-9", { _tag: "Add", amount: 4, by: "ann" }, { commandId: "p-1" })
+      const again = yield* counters.handle("counter-9", { _tag: "Add", amount: 4, by: "ann" }, { commandId: "p-1" })
+      assert.deepStrictEqual([first.version, first.state], [1, { total: 4, count: 1 }])
+      assert.deepStrictEqual([again.version, again.state], [1, { total: 4, count: 1 }])
+      const store = yield* EventStore.EventStore
+      assert.strictEqual((yield* Stream.runCollect(store.readStream("counter-9"))).length, 1)
+      const messages = yield* MessageStorage.MemoryDriver
+      assert.isAbove(messages.journal.length, 0)
+    }).pipe(Effect.provide(PersistedRunner))
   )
 })
