@@ -45,6 +45,16 @@ export interface Protocol<
 }
 
 /**
+ * The effect/cluster entity behind a stream entity. Its Rpcs are built at run time from the protocol's Schemas, so
+ * their types are not spelled out here: use the typed {@link client}, not the entity's own client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+// oxlint-disable-next-line typescript/no-explicit-any
+export type AnyEntity = Entity.Entity<any, any>
+
+/**
  * A declared stream entity: its cluster `type`, the effect/cluster `entity` behind it, and its protocol.
  *
  * @since 0.1.0
@@ -52,7 +62,7 @@ export interface Protocol<
  */
 export interface StreamEntity<Type extends string, Command, Event extends { readonly _tag: string }, State, Error> {
   readonly type: Type
-  readonly entity: Wire.AnyEntity
+  readonly entity: AnyEntity
   readonly protocol: Protocol<Command, Event, State, ReadonlyArray<Schema.Top>>
   /** Phantom: the decider's domain errors. */
   readonly "~error"?: Error | undefined
