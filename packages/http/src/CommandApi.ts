@@ -17,6 +17,11 @@
  *
  * Raw events cannot be posted here: `ContainerApi` (the machine's events as resources) is the opt-in for that.
  *
+ * The commands' handler comes from the `CommandHandler.Maker` in context: by default a local `CommandHandler`, and
+ * with `ClusterHandlers.layer` of `@evently/cluster` a cluster entity named after the resource (`name`), so every
+ * process serving the resource sends a stream's commands (and `GET`s) to that stream's owner. The raw events'
+ * handler, when turned on, stays local.
+ *
  * @since 0.2.0
  */
 import { Machine, type Decider } from "@evently/machine"
@@ -210,6 +215,33 @@ const versioned = <Command, Event, State, Error>(
 })
 
 const etagOf = (version: number) => `"${version}"`
+
+/**
+ * How the resource's handler crosses a process boundary (see `CommandHandler.Maker`): the command with its
+ * `If-Match`, the state with its version, and the errors its decisions can fail with (the domain's, the machine's
+ * refusal, and `Stale`), each a Schema class so that it arrives as itself.
+ */
+const wireOf = <Command, State>(
+  name: string,
+  options: {
+    readonly commands: Commands<Command>
+    readonly state: Schema.Codec<State, unknown>
+    readonly errors?: ReadonlyArray<DomainError> | undefined
+  }
+): CommandHandler.Wire<Envelope<Command>, Versioned<State>> => ({
+  name,
+  // A `Schema.TaggedUnion`: `Commands` names only what the endpoints read of it.
+  commands: Schema.Struct({
+    command: options.commands as unknown as Schema.Codec<Command, unknown>,
+    ifMatch: Schema.optional(Schema.String)
+  }) as unknown as Schema.Codec<Envelope<Command>, unknown>,
+  state: Schema.Struct({ version: Schema.Int, state: options.state }),
+  errors: [
+    ...(options.errors ?? []).map((entry) => ("schema" in entry ? entry.schema : entry) as unknown as Schema.Top),
+    Machine.IllegalTransition,
+    Stale
+  ]
+})
 
 const idempotencyKey = Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
 
@@ -483,17 +515,18 @@ export const make = <
     return Effect.die(error)
   }
 
+  const { snapshot: _noSnapshot, ...localOptions } = handlerOptions
+  const wire = wireOf(name, options)
+
   const handlersFor = (target: HttpApi.HttpApi<string, HttpApiGroup.Top>) =>
     HttpApiBuilder.group(
       target,
       name,
       Effect.fnUntraced(function* (routes) {
         const store = yield* EventStore.EventStore
-        const commands = yield* CommandHandler.make({
-          ...handlerOptions,
-          snapshot: undefined,
-          decider: versioned(handlerOptions.decider)
-        })
+        // The command handler comes from the `CommandHandler.Maker` in context: local by default, or a cluster's.
+        const makeHandler = yield* CommandHandler.Maker
+        const commands = yield* makeHandler({ ...localOptions, decider: versioned(handlerOptions.decider) }, wire)
 
         /** Whether the first handling of an idempotency key had this fingerprint (stored with its first event). */
         const isSameRequest = Effect.fnUntraced(function* (
@@ -509,7 +542,8 @@ export const make = <
           return stored === undefined || stored === fingerprint
         })
 
-        // Raw events, when turned on: the machine's check, then the event as the decision.
+        // Raw events, when turned on: the machine's check, then the event as the decision. Always handled here (not
+        // through the Maker): the exact-version append keeps them consistent with the commands handled elsewhere.
         const machine = options.rawEvents?.machine
         const events =
           machine === undefined

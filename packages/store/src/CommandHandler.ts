@@ -489,6 +489,60 @@ export function layer<Self, Command, Event extends { readonly _tag: string }, St
 }
 
 /**
+ * What a {@link Maker} needs besides the handler's options to run the handler elsewhere: a `name` for the kind of
+ * stream (stable: a cluster names its entity and its message tables' rows after it), and the Schemas that carry its
+ * commands, states and the decider's domain `errors` (their Schema classes) across a process boundary.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Wire<Command, State> {
+  readonly name: string
+  readonly commands: Schema.Codec<Command, unknown>
+  readonly state: Schema.Codec<State, unknown>
+  readonly errors: ReadonlyArray<Schema.Top>
+}
+
+/**
+ * An error a handler made by another {@link Maker} adds when it could not get a command answered (the cluster's
+ * `DeliveryFailed`): the command may or may not have been applied, and sending it again with the same `commandId`
+ * applies it at most once.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export interface Undelivered {
+  readonly _tag: string
+  readonly message: string
+  readonly stream: string
+  readonly commandId: string
+}
+
+/**
+ * Builds a command handler from its options and its {@link Wire}. Handlers made this way take no snapshot options.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type MakeWith = <Command, Event extends { readonly _tag: string }, State, Error>(
+  options: Omit<Options<Command, Event, State, Error>, "snapshot">,
+  wire: Wire<Command, State>
+) => Effect.Effect<CommandHandler<Command, Event, State, Error | Undelivered>, never, EventStore.EventStore>
+
+/**
+ * The port through which code that builds a handler for others (`CommandApi` of `@evently/http`) lets the app choose
+ * where its commands are handled. The default is {@link make}: in this process, on the `EventStore` in context.
+ * `ClusterHandlers.layer` of `@evently/cluster` provides one that runs each handler as a cluster entity, so its
+ * commands are handled by their stream's owner, wherever it runs.
+ *
+ * @since 0.2.0
+ * @category services
+ */
+export const Maker = Context.Reference<MakeWith>("@evently/store/CommandHandler/Maker", {
+  defaultValue: () => (options) => make(options)
+})
+
+/**
  * A service class for the handler of one aggregate kind, declared once and taken from the context wherever a
  * command is handled; its `layer` builds the handler on the `EventStore` in context (and `Snapshots` when the
  * options ask for snapshots), so a test provides it over `EventStore.layerMemory` and an app over Postgres.
