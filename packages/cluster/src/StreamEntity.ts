@@ -167,22 +167,28 @@ export function layer<Type extends string, Command, Event extends { readonly _ta
 }
 
 /**
- * A stream entity's command could not be delivered or its reply was lost (the runner died, no runner owned its
- * shard, the cluster's storage failed) and resending it ran out of time. The command may or may not have been
- * applied: send it again with the same `commandId`, which appends it at most once.
+ * A stream entity's message could not be delivered or its reply was lost (the runner died, no runner owned its
+ * shard, the cluster's storage failed) and resending it ran out of time. For a command (`operation: "handle"`), it may
+ * or may not have been applied: send it again with the same `commandId`, which appends it at most once.
  *
  * @since 0.1.0
  * @category errors
  */
 export class DeliveryFailed extends Schema.TaggedError<DeliveryFailed>("@evently/cluster/DeliveryFailed")(
   "DeliveryFailed",
-  { stream: Schema.String, commandId: Schema.String, attempts: Schema.Int, reason: Schema.String }
+  {
+    stream: Schema.String,
+    operation: Schema.Literals(["handle", "load"]),
+    commandId: Schema.optional(Schema.String),
+    attempts: Schema.Int,
+    reason: Schema.String
+  }
 ) {
   override get message(): string {
-    return (
-      `Command ${this.commandId} for stream '${this.stream}' got no reply after ${this.attempts} attempts ` +
-      `(${this.reason}); it may have been applied: send it again with the same commandId`
-    )
+    return this.commandId === undefined
+      ? `Loading stream '${this.stream}' got no reply after ${this.attempts} attempts (${this.reason})`
+      : `Command ${this.commandId} for stream '${this.stream}' got no reply after ${this.attempts} attempts ` +
+          `(${this.reason}); it may have been applied: send it again with the same commandId`
   }
 }
 
@@ -217,7 +223,14 @@ export const client = <Type extends string, Command, Event extends { readonly _t
   Effect.map(streamEntity.entity.client, (clientFor) => {
     const send = Delivery.make(
       options?.deliveryTimeout,
-      (stream, commandId, attempts, reason) => new DeliveryFailed({ stream, commandId, attempts, reason })
+      (stream, commandId, attempts, reason) =>
+        new DeliveryFailed({
+          stream,
+          operation: commandId === undefined ? "load" : "handle",
+          commandId,
+          attempts,
+          reason
+        })
     )
     const handle = Effect.fn("StreamEntity.handle")(function* (
       stream: string,
@@ -232,7 +245,7 @@ export const client = <Type extends string, Command, Event extends { readonly _t
     })
     const load = Effect.fn("StreamEntity.load")(function* (stream: string) {
       const name = yield* StreamName.parse(stream)
-      const loaded = yield* send(name, "load", Wire.call(clientFor(name), "Load", undefined))
+      const loaded = yield* send(name, undefined, Wire.call(clientFor(name), "Load", undefined))
       return loaded as CommandHandler.Loaded<State>
     })
     return { handle, load } as CommandHandler.CommandHandler<Command, Event, State, Error | DeliveryFailed>

@@ -46,16 +46,20 @@ export const undeliveredReason = (cause: Cause.Cause<unknown>): string | undefin
 class Undelivered extends Data.TaggedError("Undelivered")<{ readonly reason: string }> {}
 
 /**
- * Builds `send(stream, commandId, message)`: runs `message`, and while it comes back undelivered sends it again (every
+ * Builds `send(stream, commandId, message)` (no command id for a load): runs `message`, and while it comes back undelivered sends it again (every
  * 100 ms, backing off to 1 s); when no reply came within `timeout` (default 30 s) of the first try, fails with
  * `failed(stream, commandId, attempts, reason)`.
  */
 export const make =
   <F>(
     timeout: Duration.Input | undefined,
-    failed: (stream: string, commandId: string, attempts: number, reason: string) => F
+    failed: (stream: string, commandId: string | undefined, attempts: number, reason: string) => F
   ) =>
-  <A, E, R>(stream: string, commandId: string, message: Effect.Effect<A, E, R>): Effect.Effect<A, E | F, R> =>
+  <A, E, R>(
+    stream: string,
+    commandId: string | undefined,
+    message: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | F, R> =>
     Effect.gen(function* () {
       let attempts = 0
       const attempt = Effect.suspend(() => {
