@@ -110,12 +110,11 @@ export const make = <
 }
 
 /**
- * How the runners handle a stream entity's commands: the `decider`, optional snapshots and state cache as for
- * `CommandHandler.make` (the codec is the entity's), and `maxIdleTime`, after which an idle stream is passivated (its
- * entity stopped and its state dropped from memory; the next command loads it again, from a snapshot when configured).
- *
- * @since 0.1.0
- * @category models
+ * How the runners handle a stream entity's commands: the `decider`, optional snapshots, state cache and retry as for
+ * `CommandHandler.make` (the codec is the entity's), and `maxIdleTime` (default: the runner's `entityMaxIdleTime`, 1
+ * minute), after which an idle stream is passivated: its entity is stopped and its mailbox freed. Its state stays in
+ * the runner's handler cache, which is bounded (`cache.capacity`, default 1,000 streams, least recently used out), so
+ * the next command reads only the events appended since, or loads from the newest snapshot when configured.
  */
 export interface Handling<Command, Event extends { readonly _tag: string }, State, Error, Encoded> {
   readonly decider: Decider.Decider<Command, Event, State, Error>

@@ -5,6 +5,8 @@ import * as MessageStorage from "effect/cluster/MessageStorage"
 import type * as Sharding from "effect/cluster/Sharding"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Counter, decider, limit, OverLimit } from "./fixtures/Counter.ts"
 
@@ -95,5 +97,37 @@ describe("StreamEntity with persisted commands", () => {
       const messages = yield* MessageStorage.MemoryDriver
       assert.isAbove(messages.journal.length, 0)
     }).pipe(Effect.provide(PersistedRunner))
+  )
+})
+
+/** How many Counter entities are resident on the runner, from effect/cluster's gauge. */
+const residentCounters = Effect.map(Metric.snapshot, (snapshots) => {
+  const series = snapshots.find(
+    (snapshot) => snapshot.id === "effect_cluster_entities" && snapshot.attributes?.["type"] === "Counter"
+  )
+  return series === undefined ? undefined : Number((series.state as { readonly value: bigint }).value)
+})
+
+describe("StreamEntity passivation", () => {
+  it.live("an idle stream's entity is stopped after maxIdleTime; its next command loads it again", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      yield* counters.handle("counter-idle", { _tag: "Add", amount: 1, by: "ann" })
+      assert.strictEqual(yield* residentCounters, 1)
+      yield* residentCounters.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (count) => count === 0 }),
+        Effect.timeout("10 seconds")
+      )
+      const next = yield* counters.handle("counter-idle", { _tag: "Add", amount: 2, by: "ann" })
+      assert.deepStrictEqual([next.version, next.state], [2, { total: 3, count: 2 }])
+      assert.strictEqual(yield* residentCounters, 1)
+    }).pipe(
+      Effect.provide(
+        StreamEntity.layer(Counter, { decider, maxIdleTime: "200 millis" }).pipe(
+          Layer.provideMerge(ClusterRunner.layerTest),
+          Layer.provideMerge(EventStore.layerMemory)
+        )
+      )
+    )
   )
 })
