@@ -1,5 +1,5 @@
 import { ClusterRunner, StreamEntity } from "@evently/cluster"
-import { EventStore, StreamName } from "@evently/store"
+import { EventStore, SnapshotPolicy, Snapshots, StreamName } from "@evently/store"
 import { assert, describe, it } from "@effect/vitest"
 import * as MessageStorage from "effect/cluster/MessageStorage"
 import type * as Sharding from "effect/cluster/Sharding"
@@ -8,7 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Counter, decider, limit, OverLimit } from "./fixtures/Counter.ts"
+import { Counter, CounterState, decider, limit, OverLimit } from "./fixtures/Counter.ts"
 
 const Runner = StreamEntity.layer(Counter, { decider }).pipe(
   Layer.provideMerge(ClusterRunner.layerTest),
@@ -125,6 +125,30 @@ describe("StreamEntity passivation", () => {
       Effect.provide(
         StreamEntity.layer(Counter, { decider, maxIdleTime: "200 millis" }).pipe(
           Layer.provideMerge(ClusterRunner.layerTest),
+          Layer.provideMerge(EventStore.layerMemory)
+        )
+      )
+    )
+  )
+})
+
+describe("StreamEntity with snapshots", () => {
+  it.live("the owner loads a stream from its newest snapshot when one is configured", () =>
+    Effect.gen(function* () {
+      const counters = yield* StreamEntity.client(Counter)
+      for (const amount of [1, 2, 3, 4]) yield* counters.handle("counter-s", { _tag: "Add", amount, by: "ann" })
+      const loaded = yield* counters.load("counter-s")
+      assert.deepStrictEqual([loaded.version, loaded.state, loaded.snapshotVersion], [4, { total: 10, count: 4 }, 4])
+      assert.strictEqual(loaded.eventsRead, 0)
+    }).pipe(
+      Effect.provide(
+        StreamEntity.layer(Counter, {
+          decider,
+          cache: false,
+          snapshot: { schema: CounterState, policy: SnapshotPolicy.every(2) }
+        }).pipe(
+          Layer.provideMerge(ClusterRunner.layerTest),
+          Layer.provideMerge(Snapshots.layerMemory),
           Layer.provideMerge(EventStore.layerMemory)
         )
       )
