@@ -2,7 +2,8 @@
  * `pnpm bench [--quick] [--only=w1,…] [--reps=N] [--seconds=S]`: evently against raw-SQL baselines on the same Postgres, in the same run.
  * Creates its own database on the server from DATABASE_URL / PG*, prints a Markdown table and writes the figures
  * as JSON under bench-results/ (kept out of git). The NATS relay's workload runs only when `--only` names `relay`
- * (it needs a NATS server with JetStream at NATS_URL).
+ * (it needs a NATS server with JetStream at NATS_URL). The cluster workloads (`cluster-hot`, `cluster-many`) start two
+ * runner processes of their own on the bench database.
  */
 import { PgClient } from "@effect/sql-pg"
 import { NodeRuntime } from "@effect/platform-node"
@@ -16,6 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { type Measurement, measure } from "./bench/Measure.ts"
 import { scenarios } from "./bench/Scenarios.ts"
+import { clusterWorkloads } from "./bench/ClusterWorkloads.ts"
 import { workloads } from "./bench/Workloads.ts"
 
 const quick = process.argv.includes("--quick")
@@ -42,6 +44,8 @@ interface Row extends Measurement {
   readonly extra?: Readonly<Record<string, number | string>> | undefined
   /** With `--reps`: every rep's events/s, in run order (the row gives the median one). */
   readonly reps?: ReadonlyArray<number> | undefined
+  /** The workload's `compare`: this variant against another of the same workload (medians over reps). */
+  readonly compared?: { readonly baseline: string; readonly ratio: number; readonly overheadMicros: number } | undefined
 }
 
 const versionOf = (pkg: string): string => {
@@ -78,6 +82,8 @@ const relayWorkload = (events: number) =>
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "–")
 const ratio = (n: number | null) => (n === null ? "" : `${fmt(n * 100)}%`)
+const comparedNote = (c: NonNullable<Row["compared"]>) =>
+  `${fmt(c.ratio, 2)}× ${c.baseline}, ${c.overheadMicros >= 0 ? "+" : "−"}${fmt(Math.abs(c.overheadMicros))} µs/op`
 
 const program = Effect.gen(function* () {
   const url = yield* PgConfig.url
@@ -103,7 +109,7 @@ const program = Effect.gen(function* () {
   )
 
   const rows: Array<Row> = []
-  const selected = workloads.filter((w) => only === undefined || only.includes(w.id))
+  const selected = [...workloads, ...clusterWorkloads].filter((w) => only === undefined || only.includes(w.id))
   const selectedScenarios = scenarios.filter((s) => only === undefined || only.includes(s.id))
   const db = PgClient.layer({ url, database, maxConnections: 40 })
   yield* Effect.gen(function* () {
@@ -157,6 +163,20 @@ const program = Effect.gen(function* () {
             .sort((a, b) => a - b)
           return ratios[Math.floor(ratios.length / 2)]!
         }
+        /** What the variant adds per operation (µs): the median over reps of 1/its rate − 1/the baseline's. */
+        const overhead = (variant: string, baseline: string): number => {
+          const perRep = runs[variant]!.map(
+            (run, rep) =>
+              1e6 / run.result.eventsPerSecond - 1e6 / (runs[baseline]?.[rep]?.result.eventsPerSecond ?? Number.NaN)
+          ).sort((a, b) => a - b)
+          return perRep[Math.floor(perRep.length / 2)]!
+        }
+        const compared = (variant: string) => {
+          const baseline = workload.compare?.find((c) => c.variant === variant)?.baseline
+          return baseline === undefined || runs[baseline] === undefined
+            ? undefined
+            : { baseline, ratio: versus(variant, baseline)!, overheadMicros: overhead(variant, baseline) }
+        }
         for (const [variant, { check, result }] of Object.entries(medians)) {
           rows.push({
             workload: workload.title,
@@ -168,6 +188,7 @@ const program = Effect.gen(function* () {
             check,
             operationsPerSecond: result.operations / result.seconds,
             operationUnit: workload.operationUnit,
+            compared: compared(variant),
             ...(reps > 1 ? { reps: runs[variant]!.map((run) => run.result.eventsPerSecond) } : {})
           })
         }
@@ -192,7 +213,8 @@ const program = Effect.gen(function* () {
         )
       }
     }
-  }).pipe(Effect.provide(db))
+    // Closes what the variants opened (cluster runner processes, a cluster client) while the pool is still open.
+  }).pipe(Effect.scoped, Effect.provide(db))
   const relay = only?.includes("relay") === true ? yield* relayWorkload(quick ? 5_000 : 20_000) : undefined
   if (relay !== undefined) yield* Effect.logInfo(`relay: ${JSON.stringify(relay)}`)
 
@@ -221,7 +243,13 @@ const program = Effect.gen(function* () {
       (r) =>
         `| ${r.workload} | ${r.concurrency} | ${r.variant} | ${fmt(r.eventsPerSecond)} | ${fmt(r.p50Ms, 2)} | ` +
         `${fmt(r.p99Ms, 2)} | ${fmt(r.cpuSecondsPer1k, 3)} | ${ratio(r.vsR0)} | ${ratio(r.vsR1)} | ` +
-        `${r.operationUnit === undefined ? "" : `${fmt(r.operationsPerSecond ?? Number.NaN)} ${r.operationUnit}s/s`} |`
+        `${[
+          r.operationUnit === undefined ? "" : `${fmt(r.operationsPerSecond ?? Number.NaN)} ${r.operationUnit}s/s`,
+          r.compared === undefined ? "" : comparedNote(r.compared),
+          r.compared === undefined || r.check === undefined ? "" : r.check
+        ]
+          .filter((note) => note !== "")
+          .join("; ")} |`
     )
   ]
   const catchUpRows = rows.filter((r) => r.extra !== undefined && "rssPeakMb" in r.extra)

@@ -9,11 +9,12 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Result from "effect/Result"
-import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import { Task, TaskEvent, TaskMachine } from "task-list/src/TaskMachine.ts"
 import { type BenchEvent, r0Append, r0Coalescer, r1Append } from "./Baselines.ts"
+import { Counted, counter } from "./HotCounter.ts"
 
 /** One operation of one worker: returns how many events it handled when that is not the workload's fixed number. */
 export type Operation = (worker: number, sequence: number) => Effect.Effect<number | void, unknown>
@@ -34,7 +35,8 @@ export interface Prepared {
 /** A variant: how many events one operation handles, and how to set it up for a concurrency. */
 export interface Variant {
   readonly eventsPerOperation: number
-  readonly prepare: (concurrency: number) => Effect.Effect<Prepared, unknown, SqlClient.SqlClient>
+  /** Resources it opens in the scope (runner processes, a cluster client) last until the end of the bench's run. */
+  readonly prepare: (concurrency: number) => Effect.Effect<Prepared, unknown, SqlClient.SqlClient | Scope.Scope>
 }
 
 export interface Workload {
@@ -46,6 +48,11 @@ export interface Workload {
   readonly operationUnit?: string | undefined
   readonly seconds: { readonly quick: number; readonly full: number }
   readonly variants: Readonly<Record<string, Variant>>
+  /**
+   * Variants the table compares with another of the same workload (beside R0 and R1): the ratio of their events/s,
+   * and the time per operation the variant adds (1/its rate − 1/the other's), each the median over reps.
+   */
+  readonly compare?: ReadonlyArray<{ readonly variant: string; readonly baseline: string }> | undefined
 }
 
 /** evently's tables in the benchmark database (the baselines use `r0_` and `r1_` tables of the same shape). */
@@ -271,14 +278,8 @@ const existingStream = (append: Append): Variant => ({
     })
 })
 
-/** Workload 4's events and decider: every command adds one to a counter kept in one stream. */
-const Counted = Schema.Union([Schema.TaggedStruct("Counted", { by: Schema.Number })])
-const counter = {
-  initial: 0,
-  decide: (by: number) => Result.succeed([{ _tag: "Counted" as const, by }]),
-  evolve: (count: number) => count + 1
-}
-interface HotCounts {
+/** What a hot-stream variant counted (warm-up included): the check reports it and the stream's version must match. */
+export interface HotCounts {
   conflicts: number
   successes: number
   gaveUp: number
@@ -288,14 +289,24 @@ const hotCheck = (stream: string, c: HotCounts) =>
   `${(c.conflicts / Math.max(1, c.successes)).toFixed(2)} conflicts per success; ` +
   `${c.gaveUp} gave up of ${c.successes + c.gaveUp} commands (warm-up included); ${stream}`
 
+const isRetriesExhausted = (error: unknown): error is CommandHandler.ConcurrencyRetriesExhausted =>
+  error instanceof CommandHandler.ConcurrencyRetriesExhausted
+
+/** A command handler of the counter: in-process (default or racing) or a cluster's client. */
+export type HotHandler = CommandHandler.CommandHandler<number, typeof Counted.Type, number, unknown>
+
 /**
  * Workload 4: every worker sends commands to the same stream, each retried as `RetryPolicy.defaultSchedule` allows
  * (5 jittered exponential retries from 10 ms) and then given up. evently runs them through the `CommandHandler` with
  * its defaults (its commands on one stream take turns), or racing (`oneAtATimePerStream: false`); R1 is the same loop
- * by hand (read the version, the one-statement append with that expectation, again on a conflict). Events/s counts
+ * by hand (read the version, the one-statement append with that expectation, again on a conflict). Given a handler
+ * effect instead (a cluster's client: `ClusterWorkloads.ts`), the same loop runs through that handler. Events/s counts
  * successful commands only; conflicts come from the attempts.
  */
-const hotStream = (variant: "R1" | "evently" | "racing", counts: HotCounts): Variant => ({
+export const hotStream = (
+  variant: "R1" | "evently" | "racing" | Effect.Effect<HotHandler, unknown, SqlClient.SqlClient | Scope.Scope>,
+  counts: HotCounts
+): Variant => ({
   eventsPerOperation: 1,
   prepare: () =>
     Effect.gen(function* () {
@@ -344,11 +355,14 @@ const hotStream = (variant: "R1" | "evently" | "racing", counts: HotCounts): Var
         }
       }
       const store = yield* eventlyStore({ notify: true })
-      const handler = yield* CommandHandler.make({
-        decider: counter,
-        codec: EventCodec.make(Counted),
-        ...(variant === "racing" ? { oneAtATimePerStream: false } : {})
-      }).pipe(Effect.provideService(EventStore.EventStore, store))
+      const handler: HotHandler =
+        typeof variant !== "string"
+          ? yield* variant
+          : yield* CommandHandler.make({
+              decider: counter,
+              codec: EventCodec.make(Counted),
+              ...(variant === "racing" ? { oneAtATimePerStream: false } : {})
+            }).pipe(Effect.provideService(EventStore.EventStore, store))
       return {
         operation: (worker) =>
           handler.handle(stream, worker).pipe(
@@ -357,7 +371,7 @@ const hotStream = (variant: "R1" | "evently" | "racing", counts: HotCounts): Var
               counts.successes++
               return 1
             }),
-            Effect.catchTag("ConcurrencyRetriesExhausted", (error) => {
+            Effect.catchIf(isRetriesExhausted, (error) => {
               counts.conflicts += error.attempts
               return gaveUp
             }),
