@@ -44,7 +44,16 @@ const main = Effect.gen(function* () {
     Layer.provide(NodeHttpServer.layer(createServer, { port })),
     // Each task stream is a cluster entity: its commands go to the runner that owns its shard.
     Layer.provide(ClusterHandlers.layer()),
-    Layer.provide(ClusterRunner.layer({ host: runnerHost, port: runnerPort }))
+    Layer.provide(
+      ClusterRunner.layer({
+        host: runnerHost,
+        port: runnerPort,
+        // A dead runner's shards move once another runner's health check marks it unhealthy (every 5 s), or, when
+        // the dead runner was the one running the health checks, once its heartbeat expires: after this (default
+        // 35 s, longer than a client's 30 s of resending).
+        sharding: { shardLockExpiration: "10 seconds" }
+      })
+    )
   )
   return yield* Layer.launch(Ready.pipe(Layer.provide(Server), Layer.provide(Store)))
 })

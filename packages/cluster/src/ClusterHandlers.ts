@@ -27,7 +27,7 @@
  */
 import { CommandHandler, EventStore } from "@evently/store"
 import * as Sharding from "effect/cluster/Sharding"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
@@ -36,8 +36,12 @@ import * as StreamEntity from "./StreamEntity.ts"
 /**
  * How the handlers run. `clientOnly` registers no entity here, only returns clients (a process joined with
  * `ClusterRunner.layerClientOnly` registers none anyway: its sharding has no runner address). `maxIdleTime`
- * passivates idle streams on the runner; `deliveryTimeout` bounds the client's resends; `persisted` stores each
- * command in the cluster's message table first (see `StreamEntity.Protocol`).
+ * passivates idle streams on the runner; `persisted` stores each command in the cluster's message table first (see
+ * `StreamEntity.Protocol`).
+ *
+ * A command with no reply within `attemptTimeout` (default 5 seconds) is sent again with the same command id (a send
+ * to a runner that was killed may otherwise wait without an answer), so it is applied at most once; after
+ * `deliveryTimeout` (default 30 seconds) in all it fails with `StreamEntity.DeliveryFailed`.
  *
  * @since 0.1.0
  * @category models
@@ -46,11 +50,39 @@ export interface Options {
   readonly clientOnly?: boolean | undefined
   readonly maxIdleTime?: Duration.Input | undefined
   readonly deliveryTimeout?: Duration.Input | undefined
+  readonly attemptTimeout?: Duration.Input | undefined
   readonly persisted?: boolean | undefined
 }
 
 /** A handler as the Maker returns it, whatever its types. */
 type AnyHandler = CommandHandler.CommandHandler<unknown, unknown, unknown, unknown>
+
+/** The time an attempt has (at most the whole delivery's), and the whole delivery's, in milliseconds. */
+const timeouts = (options: Options) => {
+  const total = Duration.toMillis(Duration.fromInputUnsafe(options.deliveryTimeout ?? "30 seconds"))
+  const attempt = Duration.toMillis(Duration.fromInputUnsafe(options.attemptTimeout ?? "5 seconds"))
+  return { attempt: Math.min(attempt, total), total }
+}
+
+/**
+ * A client that sends a command again, with the same command id, while an attempt ends in `DeliveryFailed`: each
+ * attempt is bounded by `attemptTimeout`, all of them by `deliveryTimeout`.
+ */
+const resending = (client: AnyHandler, options: Options): AnyHandler => {
+  const { attempt, total } = timeouts(options)
+  const resend = <A, E>(send: Effect.Effect<A, E>) =>
+    Effect.retry(send, {
+      times: Math.max(0, Math.ceil(total / attempt) - 1),
+      while: (error) => error instanceof StreamEntity.DeliveryFailed
+    })
+  return {
+    handle: (stream, command, handleOptions) => {
+      const commandId = handleOptions?.commandId ?? crypto.randomUUID()
+      return resend(client.handle(stream, command, { ...handleOptions, commandId }))
+    },
+    load: (stream) => resend(client.load(stream))
+  }
+}
 
 /**
  * The `CommandHandler.Maker` of a cluster: each handler asked for becomes a stream entity named after its wire name,
@@ -88,11 +120,12 @@ export const make = (
           scope
         ).pipe(Effect.provideService(Sharding.Sharding, sharding), Effect.provideService(EventStore.EventStore, store))
       }
-      const client = yield* StreamEntity.client(entity, { deliveryTimeout: options.deliveryTimeout }).pipe(
+      const attempts = yield* StreamEntity.client(entity, { deliveryTimeout: timeouts(options).attempt }).pipe(
         Effect.provideService(Sharding.Sharding, sharding)
       )
-      made.set(wire.name, client as AnyHandler)
-      return client as AnyHandler
+      const client = resending(attempts as AnyHandler, options)
+      made.set(wire.name, client)
+      return client
     })
     return makeWith as unknown as CommandHandler.MakeWith
   })
