@@ -16,6 +16,7 @@ import { execFile } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { type Measurement, measure } from "./bench/Measure.ts"
+import { readScenarios, readWorkloads } from "./bench/ReadWorkloads.ts"
 import { scenarios } from "./bench/Scenarios.ts"
 import { clusterWorkloads } from "./bench/ClusterWorkloads.ts"
 import { workloads } from "./bench/Workloads.ts"
@@ -109,8 +110,10 @@ const program = Effect.gen(function* () {
   )
 
   const rows: Array<Row> = []
-  const selected = [...workloads, ...clusterWorkloads].filter((w) => only === undefined || only.includes(w.id))
-  const selectedScenarios = scenarios.filter((s) => only === undefined || only.includes(s.id))
+  const selected = [...workloads, ...clusterWorkloads, ...readWorkloads].filter(
+    (w) => only === undefined || only.includes(w.id)
+  )
+  const selectedScenarios = [...scenarios, ...readScenarios].filter((s) => only === undefined || only.includes(s.id))
   const db = PgClient.layer({ url, database, maxConnections: 40 })
   yield* Effect.gen(function* () {
     for (const prefix of ["r0_", "r1_", "evently_"]) {

@@ -437,18 +437,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           read.batchSize,
           (version, size) =>
             backward
-              ? sql<EventRow>`select ${columns(sql)} from (
-                    select position from ${sql(tables.events)}
-                    where stream = ${read.stream}::text and stream_version <= ${version}::int8
-                    order by stream_version desc limit ${size}::int4
-                  ) k join ${sql(tables.events)} e using (position)
-                  order by stream_version desc`
-              : sql<EventRow>`select ${columns(sql)} from (
-                    select position from ${sql(tables.events)}
-                    where stream = ${read.stream}::text and stream_version >= ${version}::int8
-                    order by stream_version limit ${size}::int4
-                  ) k join ${sql(tables.events)} e using (position)
-                  order by stream_version`,
+              ? sql<EventRow>`select ${columns(sql)} from ${sql(tables.events)} e
+                  where e.stream = ${read.stream}::text and e.stream_version <= ${version}::int8
+                  order by e.stream_version desc limit ${size}::int4`
+              : sql<EventRow>`select ${columns(sql)} from ${sql(tables.events)} e
+                  where e.stream = ${read.stream}::text and e.stream_version >= ${version}::int8
+                  order by e.stream_version limit ${size}::int4`,
           (last) => (backward ? last.streamVersion - 1 : last.streamVersion + 1)
         )
       })

@@ -45,8 +45,98 @@ const maxVersion = 2_147_483_647
 
 const excerpt = (text: string): string => (text.length > 80 ? `${text.slice(0, 80)}…` : text)
 
-const parseJson = (text: string): Result.Result<unknown, string> =>
-  Result.try({ try: () => JSON.parse(text) as unknown, catch: (error) => String(error) })
+/** Why a text is not JSON, from `JSON.parse`'s error. */
+class NotJson {
+  readonly reason: string
+  constructor(reason: string) {
+    this.reason = reason
+  }
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown
+  } catch (error) {
+    return new NotJson(String(error))
+  }
+}
+
+/** The stored text of empty metadata (`'{}'::jsonb::text`): nothing to parse or check. */
+const emptyMetadata = "{}"
+
+/** The row's metadata parsed and checked, or what is wrong with it (a string). */
+const metadataOf = (text: string): EventStore.Metadata | string => {
+  if (text === emptyMetadata) return {}
+  const metadata = parseJson(text)
+  if (metadata instanceof NotJson) return `its metadata is not JSON: ${metadata.reason}`
+  return isMetadata(metadata)
+    ? metadata
+    : `its metadata ${excerpt(text)} is not { correlationId?, causationId?, headers? } with string values`
+}
+
+/** `recorded_at` as a UTC `DateTime`, or `undefined` when no `DateTime` can hold it. */
+const recordedAtOf = (value: Date): DateTime.Utc | undefined => {
+  // A valid `Date` (the driver's value of every finite timestamp a `DateTime` can hold) without the generic path.
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return DateTime.fromDateUnsafe(value)
+  const made = DateTime.make(value)
+  return made._tag === "None" ? undefined : DateTime.toUtc(made.value)
+}
+
+/**
+ * What the previous rows of a page have established: a stream name already checked (a page of a stream read has one)
+ * and its category, a transaction id already converted (the rows of one transaction are adjacent in a log read).
+ */
+interface PageMemo {
+  stream: string | undefined
+  category: string
+  txid: string | undefined
+  transactionId: bigint
+}
+
+const newMemo = (): PageMemo => ({ stream: undefined, category: "", txid: undefined, transactionId: 0n })
+
+/** The recorded event a row holds, or why it cannot be one. */
+const decodeOne = (row: EventRow, memo: PageMemo): EventStore.RecordedEvent | string => {
+  if (row.stream !== memo.stream || memo.stream === undefined) {
+    const streamProblem = StreamName.problem(row.stream)
+    if (streamProblem !== undefined) return `its stream name is invalid: ${streamProblem}`
+    memo.category = StreamName.category(row.stream as StreamName.StreamName)
+    memo.stream = row.stream
+  }
+  if (row.category !== memo.category) {
+    return `its category '${row.category}' is not its stream's category '${memo.category}'`
+  }
+  const version = Number(row.version)
+  if (!(version >= 1 && version <= maxVersion)) return `its stream version ${row.version} is outside 1 to ${maxVersion}`
+  const data = parseJson(row.data)
+  if (data instanceof NotJson) return `its data is not JSON: ${data.reason}`
+  const metadata = metadataOf(row.metadata)
+  if (typeof metadata === "string") return metadata
+  const recordedAt = recordedAtOf(row.recordedat)
+  if (recordedAt === undefined) {
+    return "its recorded_at is not a date a DateTime can hold (infinity, -infinity, or beyond the year 275760)"
+  }
+  if (row.txid !== memo.txid) {
+    memo.transactionId = BigInt(row.txid)
+    memo.txid = row.txid
+  }
+  return {
+    position: BigInt(row.position),
+    transactionId: memo.transactionId,
+    stream: row.stream as StreamName.StreamName,
+    category: memo.category,
+    streamVersion: version,
+    eventId: row.eventid,
+    type: row.type,
+    schemaVersion: row.schemaversion,
+    data,
+    metadata,
+    recordedAt
+  }
+}
+
+const unreadable = (row: EventRow, reason: string) =>
+  new EventStore.UnreadableEvent({ position: BigInt(row.position), stream: String(row.stream), reason })
 
 /**
  * The recorded event a row holds, or an `UnreadableEvent` naming its position and what is wrong: a stream name that
@@ -55,46 +145,8 @@ const parseJson = (text: string): Result.Result<unknown, string> =>
  * `DateTime` can hold (`infinity`, `-infinity`, beyond the year 275760).
  */
 export const decode = (row: EventRow): Result.Result<EventStore.RecordedEvent, EventStore.UnreadableEvent> => {
-  const position = BigInt(row.position)
-  const fail = (reason: string) =>
-    Result.fail(new EventStore.UnreadableEvent({ position, stream: String(row.stream), reason }))
-  const streamProblem = StreamName.problem(row.stream)
-  if (streamProblem !== undefined) return fail(`its stream name is invalid: ${streamProblem}`)
-  const stream = row.stream as StreamName.StreamName
-  const category = StreamName.category(stream)
-  if (row.category !== category) {
-    return fail(`its category '${row.category}' is not its stream's category '${category}'`)
-  }
-  const version = BigInt(row.version)
-  if (version < 1n || version > BigInt(maxVersion)) {
-    return fail(`its stream version ${version} is outside 1 to ${maxVersion}`)
-  }
-  const data = parseJson(row.data)
-  if (Result.isFailure(data)) return fail(`its data is not JSON: ${data.failure}`)
-  const metadata = parseJson(row.metadata)
-  if (Result.isFailure(metadata)) return fail(`its metadata is not JSON: ${metadata.failure}`)
-  if (!isMetadata(metadata.success)) {
-    return fail(
-      `its metadata ${excerpt(row.metadata)} is not { correlationId?, causationId?, headers? } with string values`
-    )
-  }
-  const recordedAt = DateTime.make(row.recordedat)
-  if (recordedAt._tag === "None") {
-    return fail("its recorded_at is not a date a DateTime can hold (infinity, -infinity, or beyond the year 275760)")
-  }
-  return Result.succeed({
-    position,
-    transactionId: BigInt(row.txid),
-    stream,
-    category,
-    streamVersion: Number(version),
-    eventId: row.eventid,
-    type: row.type,
-    schemaVersion: row.schemaversion,
-    data: data.success,
-    metadata: metadata.success,
-    recordedAt: DateTime.toUtc(recordedAt.value)
-  })
+  const decoded = decodeOne(row, newMemo())
+  return typeof decoded === "string" ? Result.fail(unreadable(row, decoded)) : Result.succeed(decoded)
 }
 
 /**
@@ -112,10 +164,11 @@ export interface Decoded {
  */
 export const decodeRows = (rows: ReadonlyArray<EventRow>): Decoded => {
   const events: Array<EventStore.RecordedEvent> = []
+  const memo = newMemo()
   for (const row of rows) {
-    const decoded = decode(row)
-    if (Result.isFailure(decoded)) return { events, unreadable: decoded.failure }
-    events.push(decoded.success)
+    const decoded = decodeOne(row, memo)
+    if (typeof decoded === "string") return { events, unreadable: unreadable(row, decoded) }
+    events.push(decoded)
   }
   return { events, unreadable: undefined }
 }

@@ -161,7 +161,9 @@ export const batches = (
     const signals = yield* SubscriptionLifecycle.SessionSignals
     if (signals.active) yield* signals.positioned(toCheckpoint(initial), yield* countBehind(settings, initial))
   })
+  // One page read ahead: the next page's statement runs while the consumer handles and commits this one (the
+  // committer and the lifecycle's empty-read signal are built for batches read ahead of their commit).
   return Stream.paginate(initial, (cursor: Cursor) =>
     Effect.tapError(next(cursor), (error) => Effect.sync(() => committer.readerFailed(error)))
-  ).pipe(Stream.onStart(positioned))
+  ).pipe(Stream.onStart(positioned), Stream.buffer({ capacity: 1 }))
 }
