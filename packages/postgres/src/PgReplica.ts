@@ -33,6 +33,7 @@ import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import * as PgEventStore from "./PgEventStore.ts"
+import * as Position from "./internal/subscriptions/replica.ts"
 
 /**
  * The connection pool of the streaming replica, beside the primary's `SqlClient`.
@@ -152,14 +153,11 @@ export class ReplicaLagTimeout extends Schema.TaggedError<ReplicaLagTimeout>("@e
  * @category utils
  */
 export const replayedTo = (replica: SqlClient.SqlClient, lsn: string): Effect.Effect<boolean, SqlError.SqlError> =>
-  Effect.map(
-    replica<{ done: boolean }>`select coalesce(pg_last_wal_replay_lsn() >= ${lsn}::pg_lsn, true) as done`,
-    (rows) => rows[0]!.done
-  )
+  Effect.map(Position.replayedTo(replica, lsn), (rows) => rows[0]!.done)
 
 /**
  * Waits until the replica has replayed everything the primary had written when this started (its WAL insert
- * position), so a read on the replica after it sees every transaction that had committed on the primary before it:
+ * position, as the end of its last record), so a read on the replica after it sees every transaction that had committed on the primary before it:
  * read-your-writes on the replica, at the cost of the replay lag. Fails with {@link ReplicaLagTimeout} after `timeout`
  * (default 10 seconds).
  *
@@ -172,7 +170,7 @@ export const caughtUp = Effect.fn("PgReplica.caughtUp")(function* (options?: {
   const primary = yield* SqlClient.SqlClient
   const { sql } = yield* Replica
   const timeout = Duration.fromInputUnsafe(options?.timeout ?? "10 seconds")
-  const [row] = yield* primary<{ lsn: string }>`select pg_current_wal_insert_lsn()::text as lsn`
+  const [row] = yield* Position.primaryPosition(primary)
   const lsn = row!.lsn
   yield* Effect.repeat(replayedTo(sql, lsn), {
     until: (done: boolean) => done,

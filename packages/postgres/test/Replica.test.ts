@@ -11,8 +11,7 @@ import * as Stream from "effect/Stream"
 import * as Connection from "../src/internal/subscriptions/connection.ts"
 import { filterFragment } from "../src/internal/subscriptions/cursor.ts"
 import * as Reader from "../src/internal/subscriptions/reader.ts"
-// Until src/index.ts exports it.
-import * as PgReplica from "../src/PgReplica.ts"
+import { PgReplica } from "@evently/postgres"
 import { layerReplica, standby } from "./standby.ts"
 
 const primary = PgEventStore.layer().pipe(
@@ -77,6 +76,23 @@ layer(all, { excludeTestServices: true, timeout: "60 seconds" })("PgReplica", (i
         Array.from({ length: 40 }, (_, i) => i + 1)
       )
       assert.strictEqual(yield* reads.streamVersion("rd-2"), 40)
+    })
+  )
+
+  it.effect("caughtUp returns on an idle primary whose WAL position sits just after a WAL switch", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* EventStore.EventStore
+      yield* store.append("switch-1", [{ type: "A", data: {} }])
+      // A switch leaves the insert position after the next segment's page header, where no record ends; the replica's
+      // replay position stops at the segment boundary until something else is written (as after pg_basebackup).
+      yield* sql`select pg_switch_wal()::text`
+      const [row] = yield* sql<{ offset: number }>`select (mod(pg_current_wal_insert_lsn() - '0/0'::pg_lsn,
+        pg_size_bytes(current_setting('wal_segment_size'))))::int as offset`
+      assert.strictEqual(row!.offset, 40, "the insert position is after the new segment's long page header")
+      yield* PgReplica.caughtUp({ timeout: "5 seconds" })
+      const reads = yield* PgReplica.ReplicaReads
+      assert.strictEqual(yield* reads.streamVersion("switch-1"), 1)
     })
   )
 

@@ -12,8 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
-// Until src/index.ts exports it.
-import * as PgReplica from "../src/PgReplica.ts"
+import { PgReplica } from "@evently/postgres"
 
 const run = promisify(execFile)
 const bin = process.env["PG_BIN"] ?? "/usr/lib/postgresql/15/bin"

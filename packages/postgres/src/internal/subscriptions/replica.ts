@@ -11,6 +11,24 @@ import * as Schedule from "effect/Schedule"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type { SessionConnection } from "./connection.ts"
 
+/**
+ * The primary's WAL insert position as the end of its last record: a position just after a page header (the
+ * segment's first page after a WAL switch, as `pg_backup_stop` and `pg_switch_wal` leave it) is taken back to the
+ * page boundary, where a replica's replay position stops when no record follows; else a replica that replayed
+ * everything would wait for the next write on the primary.
+ */
+export const primaryPosition = (sql: SqlClient.SqlClient) =>
+  sql<{ lsn: string }>`with here as (
+      select pg_current_wal_insert_lsn() as lsn, pg_current_wal_insert_lsn() - '0/0'::pg_lsn as bytes,
+        current_setting('wal_block_size')::numeric as block
+    )
+    select (case when mod(bytes, block) in (24, 40) then lsn - mod(bytes, block) else lsn end)::text as lsn
+    from here`
+
+/** Whether the replica has replayed the WAL up to `lsn` (always true on a server that is not in recovery). */
+export const replayedTo = (sql: SqlClient.SqlClient, lsn: string) =>
+  sql<{ done: boolean }>`select coalesce(pg_last_wal_replay_lsn() >= ${lsn}::pg_lsn, true) as done`
+
 /** Waits until `replica` has replayed what the primary had written when it started, or for `poll` at most. */
 export const afterWake = (
   sql: SqlClient.SqlClient,
@@ -19,15 +37,9 @@ export const afterWake = (
   poll: Duration.Duration
 ) =>
   Effect.gen(function* () {
-    const [row] = yield* primary.query<{ lsn: string }>(
-      "primary WAL position",
-      sql`select pg_current_wal_insert_lsn()::text as lsn`
-    )
+    const [row] = yield* primary.query<{ lsn: string }>("primary WAL position", primaryPosition(sql))
     const replayed = replica
-      .query<{ done: boolean }>(
-        "replica replay position",
-        sql`select coalesce(pg_last_wal_replay_lsn() >= ${row!.lsn}::pg_lsn, true) as done`
-      )
+      .query<{ done: boolean }>("replica replay position", replayedTo(sql, row!.lsn))
       .pipe(Effect.map((rows) => rows[0]!.done))
     yield* Effect.repeat(replayed, {
       until: (done: boolean) => done,
