@@ -126,7 +126,8 @@ export interface Handling<Command, Event extends { readonly _tag: string }, Stat
 
 /**
  * Registers a stream entity on this runner: the commands of the streams whose shards it owns are handled here, one
- * at a time per stream, through one `CommandHandler` built on the `EventStore` in context. The append still checks
+ * at a time per stream, through one `CommandHandler` built on the `EventStore` in context; commands that arrive while
+ * one is being handled are handled next as one group (one load, one append, each with its own outcome). The append still checks
  * the exact version it loaded, so while a shard moves between runners two owners can never both write.
  *
  * @since 0.1.0
@@ -152,8 +153,9 @@ export function layer<Type extends string, Command, Event extends { readonly _ta
       CommandHandler.make({
         ...options,
         codec: streamEntity.protocol.codec,
-        // The entity already runs a stream's commands one at a time; the handler's own turns would only add a lock.
-        oneAtATimePerStream: false
+        // The entity takes every message at once; the handler's turns run a stream's commands one at a time and
+        // handle those that queued meanwhile as one group (one load, one append).
+        oneAtATimePerStream: true
       } as CommandHandler.Options<Command, Event, State, Error, Encoded>),
       (handler) =>
         Wire.entityLayer(

@@ -9,6 +9,7 @@ import type { Decider } from "@evently/machine"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -18,6 +19,7 @@ import * as Correlation from "./Correlation.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Group from "./internal/commandHandler/group.ts"
 import * as Idempotency from "./internal/commandHandler/idempotency.ts"
 import * as Loading from "./internal/commandHandler/loading.ts"
 import type { Known } from "./internal/commandHandler/loading.ts"
@@ -88,9 +90,13 @@ export interface Options<Command, Event extends { readonly _tag: string }, State
   /**
    * Whether commands for one stream handled by this handler take turns (others wait) instead of racing, as an
    * aggregate process per stream would. Default `true`: a hot stream written from one process then meets no conflicts
-   * at all, and with the cache each command costs one read of the new events and one append. Writers in other
-   * processes (or other handlers) still conflict and are retried. `false` lets the commands race, each retried on a
-   * conflict as the retry policy allows.
+   * at all, and with the cache each command costs one read of the new events and one append. Commands that waited
+   * for the turn are handled together when it comes (up to 64): one read and one append for all of them, each decided
+   * in arrival order on the state the ones before it left, each with its own outcome (events, positions, version,
+   * state, or its refusal) as if handled alone in that order; a command the store rejects fails alone, the others are
+   * appended. A command in the caller's SQL transaction takes its turn alone, so its append carries nobody else's
+   * events. Writers in other processes (or other handlers) still conflict and are retried. `false` lets the commands
+   * race, each retried on a conflict as the retry policy allows.
    *
    * A command handled while a turn is held up its call chain (from inside another command, in the same fiber or in a
    * fiber that one forked) does not wait for a turn, so nesting cannot deadlock: on the outer command's own stream it
@@ -321,12 +327,13 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
     const { findCommand, duplicateOf } = Idempotency.make(typed, stateAt)
 
     // Unless `oneAtATimePerStream: false`: a turn per stream, dropped when no command holds or awaits it.
-    const inTurn = Turns.make<StreamName.StreamName>(options.oneAtATimePerStream !== false)
+    const turnsOn = options.oneAtATimePerStream !== false
+    const turns = Turns.make<StreamName.StreamName>()
 
     const load = Effect.fn("CommandHandler.load")(function* (stream: string) {
       const name = yield* StreamName.parse(stream)
       yield* Effect.annotateCurrentSpan("stream", name)
-      const { loaded } = yield* loadStream(name, undefined)
+      const { loaded } = yield* loadStream(name, Loading.lookFor(undefined))
       const { lastEventId: _known, ...result } = loaded
       return result satisfies Loaded<State>
     })
@@ -408,6 +415,53 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
       return handled
     })
 
+    type Pending = Group.Member<Command, Event, State, Error | HandleError>
+
+    /** Handles one command by itself: load, decide, append, and on a conflict again as its retry policy allows. */
+    const alone = (member: Pending): Effect.Effect<Handled<Event, State>, Error | HandleError> => {
+      const { stream: name, command, givenId, commandId, metadata } = member
+      let previous: Loading.Load<Event, State> | undefined
+      const attempt = Effect.gen(function* () {
+        const attempts = ++member.attempts
+        const { loaded, found } = yield* loadStream(name, Loading.lookFor(givenId), previous)
+        previous = { loaded, found }
+        const earlier = givenId === undefined ? undefined : found.get(givenId)
+        if (earlier !== undefined) return yield* duplicateOf(name, earlier, attempts)
+        const decided = decider.decide(command, loaded.state)
+        if (decided._tag === "Failure") {
+          // A snapshot may hide an earlier handling of this command: look before refusing.
+          if (givenId !== undefined && loaded.startVersion > 0) {
+            const hidden = yield* findCommand(name, givenId)
+            if (hidden !== undefined) return yield* duplicateOf(name, hidden, attempts)
+          }
+          return yield* Effect.fail(decided.failure)
+        }
+        return yield* appendDecided(name, loaded, decided.success, { commandId, givenId, metadata, attempts })
+      })
+      return Effect.retry(attempt, { schedule: member.schedule, while: isWrongExpectedVersion }).pipe(
+        Effect.catchIf(isWrongExpectedVersion, (stale) =>
+          Effect.fail(
+            new ConcurrencyRetriesExhausted({
+              stream: name,
+              attempts: member.attempts,
+              expected: stale.expected._tag === "Exact" ? stale.expected.version : -1,
+              actual: stale.actual
+            })
+          )
+        )
+      )
+    }
+
+    const handleQueued = Group.make<Command, Event, State, Error, HandleError>({
+      typed,
+      decider,
+      loadStream,
+      snapshotting,
+      cache,
+      eventId,
+      alone
+    })
+
     const handle = Effect.fn("CommandHandler.handle")(function* (
       stream: string,
       command: Command,
@@ -425,38 +479,28 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         handleOptions?.headers === undefined
           ? { correlationId, causationId: commandId }
           : { correlationId, causationId: commandId, headers: handleOptions.headers }
-      let attempts = 0
-      let previous: Loading.Load<Event, State> | undefined
-
-      const attempt = Effect.gen(function* () {
-        attempts++
-        const { loaded, found } = yield* loadStream(name, givenId, previous)
-        previous = { loaded, found }
-        if (found !== undefined) return yield* duplicateOf(name, found, attempts)
-        const decided = decider.decide(command, loaded.state)
-        if (decided._tag === "Failure") {
-          // A snapshot may hide an earlier handling of this command: look before refusing.
-          if (givenId !== undefined && loaded.startVersion > 0) {
-            const earlier = yield* findCommand(name, givenId)
-            if (earlier !== undefined) return yield* duplicateOf(name, earlier, attempts)
-          }
-          return yield* Effect.fail(decided.failure)
-        }
-        return yield* appendDecided(name, loaded, decided.success, { commandId, givenId, metadata, attempts })
-      })
-
-      return yield* inTurn(name, Effect.retry(attempt, { schedule, while: isWrongExpectedVersion })).pipe(
-        Effect.catchIf(isWrongExpectedVersion, (stale) =>
-          Effect.fail(
-            new ConcurrencyRetriesExhausted({
-              stream: name,
-              attempts,
-              expected: stale.expected._tag === "Exact" ? stale.expected.version : -1,
-              actual: stale.actual
-            })
-          )
-        ),
-        Effect.onExit((exit) => Effect.annotateCurrentSpan({ attempts, outcome: outcomeOf(exit) }))
+      const member: Pending = {
+        stream: name,
+        command,
+        givenId,
+        commandId,
+        metadata,
+        schedule,
+        attempts: 0,
+        done: Deferred.makeUnsafe()
+      }
+      // Racing, or nested in a turn: at once. In the caller's SQL transaction: alone in the turn, as its append must
+      // be in that transaction and nobody else's may be. Else queued, and handled with the others queued meanwhile.
+      const run =
+        !turnsOn || (yield* Turns.HoldsTurn)
+          ? alone(member)
+          : (yield* Group.inSqlTransaction)
+            ? turns.inTurn(name, alone(member))
+            : turns.queued<Handled<Event, State>, Error | HandleError, Pending>(name, member, (members) =>
+                handleQueued(name, members)
+              )
+      return yield* run.pipe(
+        Effect.onExit((exit) => Effect.annotateCurrentSpan({ attempts: member.attempts, outcome: outcomeOf(exit) }))
       )
     })
 

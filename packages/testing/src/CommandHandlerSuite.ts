@@ -18,9 +18,14 @@ import {
   Snapshots,
   type StreamName
 } from "@evently/store"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -109,6 +114,40 @@ const counting = Effect.gen(function* () {
   })
   return { counter, wrapped }
 })
+
+/**
+ * The store in context with its appends recorded (events per call) and the `hold`-th append (1-based) held until
+ * `release` completes; `held` completes when that append is reached.
+ */
+const holdingAppend = (hold: number, base?: EventStore.EventStore["Service"]) =>
+  Effect.gen(function* () {
+    const store = base ?? (yield* EventStore.EventStore)
+    const held = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const appends: Array<number> = []
+    const wrapped = EventStore.EventStore.of({
+      ...store,
+      append: (stream, events, options) =>
+        Effect.suspend(() => {
+          appends.push(events.length)
+          return appends.length === hold
+            ? Deferred.succeed(held, undefined).pipe(Effect.andThen(Deferred.await(release)))
+            : Effect.void
+        }).pipe(Effect.andThen(store.append(stream, events, options)))
+    })
+    return { appends, held, release, wrapped }
+  })
+
+/** A command's outcome without its positions (which differ between streams): what handling it alone would give. */
+const outcomeOf = (outcome: Result.Result<CommandHandler.Handled<CartEvent, CartState>, unknown>): unknown =>
+  Result.isSuccess(outcome)
+    ? {
+        version: outcome.success.version,
+        events: outcome.success.events,
+        state: outcome.success.state,
+        duplicate: outcome.success.duplicate
+      }
+    : (outcome.failure as { readonly _tag?: string })._tag
 
 /** Collects warning messages logged by `effect`. */
 const withWarnings = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -569,6 +608,129 @@ export const suite = <E>(
         assert.isTrue(warnings.some((w) => w.includes("could not be loaded")))
         assert.isTrue(warnings.some((w) => w.includes("was not saved")))
       })
+    )
+
+    it.effect(
+      "commands queued for a stream's turn are handled as one group: one append, each its own outcome as if alone",
+      () =>
+        Effect.gen(function* () {
+          const { appends, held, release, wrapped } = yield* holdingAppend(2)
+          const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+          const store = yield* EventStore.EventStore
+          const stream = `cart-${unique()}`
+          yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+          // The second append holds the stream's turn while the commands below queue for it.
+          const first = yield* Effect.forkChild(carts.handle(stream, { _tag: "Add", items: ["a0"] }))
+          yield* Deferred.await(held)
+          const commands: ReadonlyArray<readonly [CartCommand, CommandHandler.HandleOptions]> = [
+            [{ _tag: "Add", items: ["b1", "b2"] }, { commandId: "c-1" }],
+            [
+              { _tag: "Add", items: ["b3"] },
+              { commandId: "c-2", headers: { user: "bo" } }
+            ],
+            // Refused: an earlier command of the group added b1.
+            [{ _tag: "Add", items: ["b1"] }, { commandId: "c-3" }],
+            // The id of the group's first command again: its first handling, appended once.
+            [{ _tag: "Add", items: ["b9"] }, { commandId: "c-1" }],
+            [{ _tag: "Close" }, { commandId: "c-5" }],
+            // The machine refuses an item after Closed.
+            [{ _tag: "Add", items: ["b4"] }, { commandId: "c-6" }]
+          ]
+          const queued = yield* Effect.forEach(commands, ([command, options]) =>
+            Effect.forkChild(Effect.result(carts.handle(stream, command, options)), { startImmediately: true })
+          )
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(first)
+          const outcomes = yield* Fiber.joinAll(queued)
+          // Open, a0, then one append of the group's five events.
+          assert.deepStrictEqual(appends, [1, 1, 4])
+
+          // The same commands one at a time on another stream give the same outcomes.
+          const alone = `cart-${unique()}`
+          yield* carts.handle(alone, { _tag: "Open", owner: "ann" })
+          yield* carts.handle(alone, { _tag: "Add", items: ["a0"] })
+          const oneByOne: Array<Result.Result<CommandHandler.Handled<CartEvent, CartState>, unknown>> = []
+          for (const [command, options] of commands) {
+            oneByOne.push(yield* Effect.result(carts.handle(alone, command, options)))
+          }
+          assert.deepStrictEqual(outcomes.map(outcomeOf), oneByOne.map(outcomeOf))
+          assert.strictEqual(outcomeOf(outcomes[2]!), "AlreadyInCart")
+          assert.deepStrictEqual(outcomeOf(outcomes[3]!), {
+            ...(outcomeOf(outcomes[0]!) as object),
+            duplicate: true
+          })
+          assert.strictEqual(outcomeOf(outcomes[5]!), "IllegalTransition")
+
+          // Each command's events carry its own ids and headers, and its positions are theirs.
+          const stored = [...(yield* Stream.runCollect(store.readStream(stream)))]
+          assert.strictEqual(stored.length, 6)
+          assert.deepStrictEqual(
+            stored.slice(2).map((event) => [event.metadata.causationId, event.metadata.headers]),
+            [
+              ["c-1", undefined],
+              ["c-1", undefined],
+              ["c-2", { user: "bo" }],
+              ["c-5", undefined]
+            ]
+          )
+          const [c1, c2, , again, close] = outcomes.map((outcome) =>
+            Result.getOrThrow(Result.orElse(outcome, () => Result.succeed(undefined)))
+          )
+          assert.deepStrictEqual(c1!.positions, [stored[2]!.position, stored[3]!.position])
+          assert.deepStrictEqual(again!.positions, c1!.positions)
+          assert.deepStrictEqual(c2!.positions, [stored[4]!.position])
+          assert.deepStrictEqual([close!.version, close!.positions], [6, [stored[5]!.position]])
+          assert.deepStrictEqual(stored[3]!.eventId, CommandHandler.eventId(stream, "c-1", 1))
+        })
+    )
+
+    it.effect(
+      "in a group, a command the store rejects or whose decide throws fails alone; the others are appended",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          // A store that refuses any event adding "b-bad", as it refuses data it cannot store.
+          const refusing = EventStore.EventStore.of({
+            ...store,
+            append: (stream, events, options) => {
+              const index = events.findIndex((event) => (event.data as { item?: string }).item === "b-bad")
+              return index < 0
+                ? store.append(stream, events, options)
+                : Effect.fail(new EventStore.InvalidEvent({ stream, index, type: "ItemAdded", reason: "refused" }))
+            }
+          })
+          const { appends, held, release, wrapped } = yield* holdingAppend(2, refusing)
+          const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+          const stream = `cart-${unique()}`
+          yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+          const first = yield* Effect.forkChild(carts.handle(stream, { _tag: "Add", items: ["a0"] }))
+          yield* Deferred.await(held)
+          // "BAD ITEM" does not match the events' Schema: the decide's `make` throws (a defect of that command).
+          const items = ["b1", "b-bad", "BAD ITEM", "b2"]
+          const queued = yield* Effect.forEach(items, (item) =>
+            Effect.forkChild(Effect.exit(carts.handle(stream, { _tag: "Add", items: [item] })), {
+              startImmediately: true
+            })
+          )
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(first)
+          const exits = yield* Fiber.joinAll(queued)
+          assert.deepStrictEqual(
+            exits.map((exit) =>
+              Exit.isSuccess(exit)
+                ? exit.value.version
+                : Cause.hasDies(exit.cause)
+                  ? "died"
+                  : Option.getOrThrow(Cause.findErrorOption(exit.cause))._tag
+            ),
+            [3, "InvalidEvent", "died", 4]
+          )
+          const loaded = yield* Effect.flatMap(uncachedCarts, (uncached) => uncached.load(stream))
+          assert.deepStrictEqual(loaded.state.data.items, ["a0", "b1", "b2"])
+          assert.strictEqual(yield* store.streamVersion(stream), 4)
+          // The group tried once with three commands' events (the throwing one had none); then each command alone.
+          assert.deepStrictEqual(appends, [1, 1, 3, 1, 1, 1])
+        })
     )
 
     it.effect("every event carries the command id as causation and the caller's correlation id", () =>

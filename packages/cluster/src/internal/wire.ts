@@ -106,7 +106,8 @@ export const entityLayer = (
         Load: () => handler.load(stream)
       }
     }) as never,
-    { maxIdleTime }
+    // Messages are taken at once: the handler's per-stream turns order them (and group those that wait).
+    { maxIdleTime, concurrency: "unbounded" }
   ) as Layer.Layer<never, never, Sharding.Sharding>
 
 /** The client of one stream entity instance, as effect/cluster makes it. */

@@ -19,11 +19,17 @@ export interface Known<State> extends Loaded<State> {
   readonly lastEventId: string | undefined
 }
 
-/** A load, and what a command id produced in the events it read. */
+/** A load, and what the command ids it looked for produced in the events it read. */
 export interface Load<Event, State> {
   readonly loaded: Known<State>
-  readonly found: Found<Event> | undefined
+  readonly found: ReadonlyMap<string, Found<Event>>
 }
+
+const none: ReadonlySet<string> = new Set()
+
+/** The ids a load looks for: the command's own, when it was given one. */
+export const lookFor = (commandId: string | undefined): ReadonlySet<string> =>
+  commandId === undefined ? none : new Set([commandId])
 
 /** The loader of one handler. */
 export const make = <Command, Event extends { readonly _tag: string }, State, Error>(
@@ -33,13 +39,13 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
   snapshots: Snapshotting<State>
 ) => {
   /**
-   * Loads a stream and collects the events a command id produced after the starting point. With `previous` (the
+   * Loads a stream and collects the events each of `commandIds` produced after the starting point. With `previous` (the
    * load of an earlier attempt of the same command), it goes on from there and reads only the events appended
    * since: a retry after a conflict costs the events that caused it, not the whole stream again.
    */
   const loadStream = Effect.fnUntraced(function* (
     stream: StreamName.StreamName,
-    commandId: string | undefined,
+    commandIds: ReadonlySet<string>,
     previous?: Load<Event, State>
   ): Effect.fn.Return<Load<Event, State>, LoadError> {
     const fromCache = previous === undefined ? cache.get(stream) : undefined
@@ -60,7 +66,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     let unverified = verify !== undefined
     let stale = false
     let eventsRead = 0
-    let found: Found<Event> | undefined = previous?.found
+    const found = new Map(previous?.found)
     yield* typed.readStream(stream, { from: verify === undefined ? version + 1 : version }).pipe(
       Stream.runForEach((recorded) =>
         Effect.sync(() => {
@@ -74,15 +80,16 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           version = recorded.streamVersion
           lastEventId = recorded.eventId
           eventsRead++
-          if (commandId !== undefined && recorded.metadata.causationId === commandId) {
-            found = collect(found, recorded)
+          const causationId = recorded.metadata.causationId
+          if (causationId !== undefined && commandIds.has(causationId)) {
+            found.set(causationId, collect(found.get(causationId), recorded))
           }
         })
       )
     )
     if (unverified || stale) {
       cache.delete(stream)
-      return yield* loadStream(stream, commandId)
+      return yield* loadStream(stream, commandIds)
     }
     const loaded: Known<State> = { stream, version, state, snapshotVersion, startVersion, eventsRead, lastEventId }
     cache.set(loaded)
