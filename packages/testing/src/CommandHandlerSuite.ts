@@ -733,6 +733,27 @@ export const suite = <E>(
         })
     )
 
+    it.effect("a command whose caller is interrupted while it waits for the turn is not applied; the others are", () =>
+      Effect.gen(function* () {
+        const { held, release, wrapped } = yield* holdingAppend(2)
+        const carts = yield* Effect.provideService(cartHandler, EventStore.EventStore, wrapped)
+        const stream = `cart-${unique()}`
+        yield* carts.handle(stream, { _tag: "Open", owner: "ann" })
+        const first = yield* Effect.forkChild(carts.handle(stream, { _tag: "Add", items: ["a0"] }))
+        yield* Deferred.await(held)
+        const queued = yield* Effect.forEach(["b1", "b2", "b3"], (item) =>
+          Effect.forkChild(carts.handle(stream, { _tag: "Add", items: [item] }), { startImmediately: true })
+        )
+        yield* Fiber.interrupt(queued[1]!)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(first)
+        const [b1, b3] = yield* Fiber.joinAll([queued[0]!, queued[2]!])
+        assert.deepStrictEqual([b1!.version, b3!.version], [3, 4])
+        const loaded = yield* Effect.flatMap(uncachedCarts, (uncached) => uncached.load(stream))
+        assert.deepStrictEqual(loaded.state.data.items, ["a0", "b1", "b3"])
+      })
+    )
+
     it.effect("every event carries the command id as causation and the caller's correlation id", () =>
       Effect.gen(function* () {
         const carts = yield* cartHandler

@@ -6,10 +6,11 @@
  * outer command's append meets the new version and retries as any conflict does; on another stream it races as it
  * would with turns off. So turns never wait on each other, and nesting cannot deadlock.
  *
- * Commands that wait for a stream's turn wait together: each joins the stream's queue, and the fiber that gets the
- * turn takes every command queued by then (up to a bound) and handles them as one group, one load and one append for
- * all (see `group.ts`); the others find their command done when their own turn comes and return its outcome. So a hot
- * stream costs one round trip per group of commands, not per command.
+ * Commands that wait for a stream's turn wait together: each joins the stream's queue, and one fiber at a time drains
+ * it, taking in each turn every command queued by then (up to a bound) and handling them as one group, one load and
+ * one append for all (see `group.ts`); the others only wait for their outcome. The draining fiber is the first caller
+ * that found nobody draining; once its own command is done it hands what is still queued to a fiber of its own, so no
+ * caller waits for other callers' commands. A hot stream costs one round trip per group of commands, not per command.
  */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -26,6 +27,9 @@ export const HoldsTurn = Context.Reference<boolean>("@evently/store/CommandHandl
 export interface Queued<A, E> {
   readonly done: Deferred.Deferred<A, E>
 }
+
+/** Handles a group of queued commands, completing each one's `done`. */
+type HandleAll = (members: ReadonlyArray<unknown>) => Effect.Effect<void>
 
 /** At most this many queued commands are handled as one group. */
 export const maxGroup = 64
@@ -55,36 +59,88 @@ export const make = <Key>() => {
   const inTurn = <A, E, R>(stream: Key, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     HoldsTurn.use((holds) => (holds ? effect : locks.withLock(stream, Effect.provideService(effect, HoldsTurn, true))))
 
+  // The streams whose queue a fiber is draining now: a command queued there is handled by that fiber.
+  const draining = new Set<Key>()
+
   /**
-   * Queues `member` on its stream and takes the stream's turn; whoever has the turn hands the queued members to
-   * `handleAll`, which completes each one's `done`. Returns the member's outcome.
+   * In the stream's turn, handles the commands queued by then (at most `maxGroup`); false when there were none, and
+   * then nobody drains the stream any more. Other
+   * callers' commands are never abandoned halfway; the caller's own, alone, may be interrupted as any command.
+   */
+  const drainOnce = (stream: Key, handleAll: HandleAll, own?: unknown): Effect.Effect<boolean> =>
+    locks.withLock(
+      stream,
+      Effect.suspend(() => {
+        const taken = takeQueued(stream)
+        if (taken.length === 0) {
+          // In the same step as finding the queue empty: a command queued after this drains it itself.
+          draining.delete(stream)
+          return Effect.succeed(false)
+        }
+        const all = taken.length === 1 && taken[0] === own ? handleAll(taken) : Effect.uninterruptible(handleAll(taken))
+        return all.pipe(
+          Effect.onExit((exit) =>
+            Exit.isSuccess(exit)
+              ? Effect.void
+              : Effect.forEach(
+                  taken,
+                  (each) => Deferred.failCause((each as Queued<unknown, unknown>).done, exit.cause),
+                  {
+                    discard: true
+                  }
+                )
+          ),
+          Effect.as(true)
+        )
+      }).pipe(Effect.provideService(HoldsTurn, true))
+    )
+
+  /** Drains the stream's queue until it is empty, then lets the next command drain it. */
+  const drainAll = (stream: Key, handleAll: HandleAll): Effect.Effect<void> =>
+    Effect.flatMap(drainOnce(stream, handleAll), (more) => (more ? drainAll(stream, handleAll) : Effect.void))
+
+  /**
+   * Once the draining caller has its own outcome (or is interrupted): commands still queued are drained by a fiber
+   * of their own, so the caller returns at once and none of them waits for a caller that left.
+   */
+  const handOff = (stream: Key, handleAll: HandleAll): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (!queues.has(stream)) {
+        draining.delete(stream)
+        return Effect.void
+      }
+      return Effect.asVoid(Effect.forkDetach(drainAll(stream, handleAll)))
+    })
+
+  /**
+   * Queues `member` on its stream. The first caller to find nobody draining the stream drains it (in its turn, each
+   * time every command queued by then, as one group for `handleAll`, which completes each one's `done`) until its own
+   * command is done, then hands the rest off; every other caller waits for its command's outcome.
    */
   const queued = <A, E, M extends Queued<A, E>>(
     stream: Key,
     member: M,
-    handleAll: (members: ReadonlyArray<M>) => Effect.Effect<void>
+    handleMembers: (members: ReadonlyArray<M>) => Effect.Effect<void>
   ): Effect.Effect<A, E> =>
     Effect.suspend(() => {
+      // The queue holds this handler's members only: `handleAll` gets what it queued.
+      const handleAll = handleMembers as HandleAll
       const queue = queues.get(stream) ?? []
       queues.set(stream, queue)
       queue.push(member)
-      // With the turn: handle what is queued, unless an earlier turn took it all. Other callers' commands are not
-      // abandoned halfway if this caller is interrupted; its own alone may be.
-      const drain = Effect.suspend(() => {
-        const taken = takeQueued(stream) as Array<M>
-        if (taken.length === 0) return Effect.void
-        const all = handleAll(taken).pipe(
-          Effect.onExit((exit) =>
-            Exit.isSuccess(exit)
-              ? Effect.void
-              : Effect.forEach(taken, (each) => Deferred.failCause(each.done, exit.cause), { discard: true })
-          )
-        )
-        return taken.length === 1 && taken[0] === member ? all : Effect.uninterruptible(all)
-      })
-      return locks.withLock(stream, Effect.provideService(drain, HoldsTurn, true)).pipe(
+      const outcome = Deferred.await(member.done).pipe(
+        Effect.onInterrupt(() => Effect.sync(() => leave(stream, member)))
+      )
+      if (draining.has(stream)) return outcome
+      draining.add(stream)
+      // Until its own command is done; an empty queue also ends it, as its command then left the queue.
+      const untilDone: Effect.Effect<void> = Effect.flatMap(drainOnce(stream, handleAll, member), (more) =>
+        more && !Deferred.isDoneUnsafe(member.done) ? untilDone : Effect.void
+      )
+      return untilDone.pipe(
         Effect.onInterrupt(() => Effect.sync(() => leave(stream, member))),
-        Effect.andThen(Deferred.await(member.done))
+        Effect.ensuring(handOff(stream, handleAll)),
+        Effect.andThen(outcome)
       )
     })
 
