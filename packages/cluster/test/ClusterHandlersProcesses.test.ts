@@ -1,9 +1,8 @@
 import { assert, layer } from "@effect/vitest"
 import { EventStore } from "@evently/store"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { advisoryLocksByRunner, child, databaseName, freePort, layerStore, lineOf, unique } from "./helpers.ts"
+import { child, databaseName, freePort, layerStore, lineOf, settled, unique } from "./helpers.ts"
 
 const shards = 60
 
@@ -20,20 +19,6 @@ const httpRunner = (database: string, prefix: string) =>
     yield* lineOf(started, "ready")
     return { ...started, base: `http://127.0.0.1:${httpPort}`, applicationName: `runner-${runnerPort}` }
   })
-
-/** Waits until the two runners hold every shard lock between them, each some: the shards have settled. */
-const settled = (names: ReadonlyArray<string>) =>
-  advisoryLocksByRunner.pipe(
-    Effect.map((locks) => names.map((name) => locks[name] ?? 0)),
-    Effect.repeat({
-      schedule: Schedule.spaced("100 millis"),
-      until: (counts) => counts.every((count) => count > 0) && counts.reduce((a, b) => a + b, 0) === shards
-    }),
-    Effect.timeoutOrElse({
-      duration: "60 seconds",
-      orElse: () => Effect.die(new Error("the runners' shard locks did not settle within 60 seconds"))
-    })
-  )
 
 interface Answer {
   readonly status: number
@@ -64,7 +49,7 @@ layer(layerStore, { excludeTestServices: true, timeout: "120 seconds" })(
           const prefix = unique("w")
           const first = yield* httpRunner(database, prefix)
           const second = yield* httpRunner(database, prefix)
-          yield* settled([first.applicationName, second.applicationName])
+          yield* settled([first.applicationName, second.applicationName], shards)
           const bases = [first.base, second.base]
           const ids = Array.from({ length: wallets }, (_, i) => `w${i}`)
 

@@ -2,7 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { EventStore } from "@evently/store"
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
-import { databaseName, layerStore, runner, unique, waitFor } from "./helpers.ts"
+import { databaseName, layerStore, runner, settled, unique, waitFor } from "./helpers.ts"
 
 const appendCounters = (from: number, count: number) =>
   Effect.gen(function* () {
@@ -35,6 +35,8 @@ layer(layerStore, { excludeTestServices: true, timeout: "120 seconds" })(
           const prefix = unique("s")
           const first = yield* runner(database, prefix, { TALLY: "1" })
           const second = yield* runner(database, prefix, { TALLY: "1" })
+          // A runner joining moves shards, and the singleton with its shard: wait until they have settled.
+          yield* settled([first.applicationName, second.applicationName], 60)
 
           yield* appendCounters(0, 100)
           const before = yield* waitFor(tallies, (counts) => total(counts) === 100)

@@ -122,6 +122,23 @@ export const advisoryLocksByRunner = Effect.gen(function* () {
   return Object.fromEntries(rows.map((row) => [row.application, row.locks])) as Record<string, number>
 }).pipe(Effect.orDie)
 
+/**
+ * Waits until the runners (by application name) hold at least `shards` advisory locks between them, each some: the
+ * shards have settled, and no rebalance moves a shard (or the singleton on it) while the test runs.
+ */
+export const settled = (names: ReadonlyArray<string>, shards: number) =>
+  advisoryLocksByRunner.pipe(
+    Effect.map((locks) => names.map((name) => locks[name] ?? 0)),
+    Effect.repeat({
+      schedule: Schedule.spaced("100 millis"),
+      until: (counts) => counts.every((count) => count > 0) && counts.reduce((a, b) => a + b, 0) >= shards
+    }),
+    Effect.timeoutOrElse({
+      duration: "60 seconds",
+      orElse: () => Effect.die(new Error(`the runners' shard locks did not settle within 60 seconds`))
+    })
+  )
+
 /** Repeats `read` every 100 ms until `done` holds of its result (at most `timeout`), and returns that result. */
 export const waitFor = <A, E, R>(
   read: Effect.Effect<A, E, R>,
