@@ -50,10 +50,12 @@ export const makeUnsafe = <Key>(): KeyedLock<Key> => {
     if (--entry.users === 0 && entries.get(key) === entry) entries.delete(key)
   }
   return {
+    // Entering and attaching the release happen in one uninterruptible step: an interrupt between them (a fiber may
+    // yield there) would leave the entry counted as used for good.
     withLock: (key, effect) =>
-      Effect.suspend(() => {
+      Effect.uninterruptibleMask((restore) => {
         const entry = enter(key)
-        return entry.lock.withPermit(effect).pipe(Effect.ensuring(Effect.sync(() => leave(key, entry))))
+        return restore(entry.lock.withPermit(effect)).pipe(Effect.ensuring(Effect.sync(() => leave(key, entry))))
       }),
     takeScoped: (key) =>
       Effect.acquireRelease(

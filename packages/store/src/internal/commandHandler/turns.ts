@@ -12,6 +12,7 @@
  * that found nobody draining; once its own command is done it hands what is still queued to a fiber of its own, so no
  * caller waits for other callers' commands. A hot stream costs one round trip per group of commands, not per command.
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -70,14 +71,16 @@ export const make = <Key>() => {
   const drainOnce = (stream: Key, handleAll: HandleAll, own?: unknown): Effect.Effect<boolean> =>
     locks.withLock(
       stream,
-      Effect.suspend(() => {
+      // Taking commands from the queue and attaching what completes them happen in one uninterruptible step, so a
+      // taken command is never left without an outcome.
+      Effect.uninterruptibleMask((restore) => {
         const taken = takeQueued(stream)
         if (taken.length === 0) {
           // In the same step as finding the queue empty: a command queued after this drains it itself.
           draining.delete(stream)
           return Effect.succeed(false)
         }
-        const all = taken.length === 1 && taken[0] === own ? handleAll(taken) : Effect.uninterruptible(handleAll(taken))
+        const all = taken.length === 1 && taken[0] === own ? restore(handleAll(taken)) : handleAll(taken)
         return all.pipe(
           Effect.onExit((exit) =>
             Exit.isSuccess(exit)
@@ -90,6 +93,9 @@ export const make = <Key>() => {
                   }
                 )
           ),
+          // A defect of `handleAll` (it completes every command itself, so none is expected) failed the commands it
+          // took; the queue goes on to the next group rather than stopping with the stream marked as drained.
+          Effect.catchCause((cause) => (Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.void)),
           Effect.as(true)
         )
       }).pipe(Effect.provideService(HoldsTurn, true))
@@ -122,13 +128,16 @@ export const make = <Key>() => {
     member: M,
     handleMembers: (members: ReadonlyArray<M>) => Effect.Effect<void>
   ): Effect.Effect<A, E> =>
-    Effect.suspend(() => {
+    // Queueing and attaching what undoes it happen in one uninterruptible step: an interrupt in between (a fiber may
+    // yield there) would leave the command queued, or the stream marked as drained by a caller that left, for good.
+    // The caller can be interrupted only where `leave` and `handOff` are in place.
+    Effect.uninterruptibleMask((restore) => {
       // The queue holds this handler's members only: `handleAll` gets what it queued.
       const handleAll = handleMembers as HandleAll
       const queue = queues.get(stream) ?? []
       queues.set(stream, queue)
       queue.push(member)
-      const outcome = Deferred.await(member.done).pipe(
+      const outcome = restore(Deferred.await(member.done)).pipe(
         Effect.onInterrupt(() => Effect.sync(() => leave(stream, member)))
       )
       if (draining.has(stream)) return outcome
@@ -137,7 +146,7 @@ export const make = <Key>() => {
       const untilDone: Effect.Effect<void> = Effect.flatMap(drainOnce(stream, handleAll, member), (more) =>
         more && !Deferred.isDoneUnsafe(member.done) ? untilDone : Effect.void
       )
-      return untilDone.pipe(
+      return restore(untilDone).pipe(
         Effect.onInterrupt(() => Effect.sync(() => leave(stream, member))),
         Effect.ensuring(handOff(stream, handleAll)),
         Effect.andThen(outcome)
