@@ -136,16 +136,17 @@ export const terminate = (applicationName: string) =>
   })
 
 /**
- * Waits (up to 10 s) until a backend of `applicationName` (other than the `excluded` ones) waits on a lock; returns
- * its pid and query.
+ * Waits (up to 10 s) until a backend of `applicationName` (other than the `excluded` ones) waits on a lock, in a
+ * statement whose text contains `statement` when given (a read that waits a moment on a lock of the server's own, as
+ * while autovacuum truncates a table, is not the wait a test forced); returns its pid and query.
  */
-export const blocked = (applicationName: string, excluded: ReadonlyArray<number> = [], what = "") =>
+export const blocked = (applicationName: string, excluded: ReadonlyArray<number> = [], what = "", statement = "") =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [row] = yield* sql<{ pid: number; query: string }>`
       select pid, query from pg_stat_activity
       where application_name = ${applicationName} and datname = current_database() and wait_event_type = 'Lock'
-        and not (pid = any(${excluded}::int[]))`.pipe(
+        and not (pid = any(${excluded}::int[])) and strpos(query, ${statement}::text) > 0`.pipe(
       Effect.repeat({
         until: (rows: ReadonlyArray<{ pid: number; query: string }>) => rows.length > 0,
         schedule: Schedule.spaced("10 millis"),
@@ -154,7 +155,9 @@ export const blocked = (applicationName: string, excluded: ReadonlyArray<number>
     )
     if (row === undefined) {
       const doing = yield* backends(applicationName)
-      assert.fail(`${what}no backend of ${applicationName} waited on a lock: ${JSON.stringify(doing, null, 1)}`)
+      assert.fail(
+        `${what}no backend of ${applicationName} waited on a lock${statement === "" ? "" : ` in a statement with '${statement}'`}: ${JSON.stringify(doing, null, 1)}`
+      )
     }
     return row
   })
@@ -169,7 +172,7 @@ export const killWhenBlocked = (applicationName: string, statement: string, roun
     const sql = yield* SqlClient.SqlClient
     const killed: Array<number> = []
     for (let round = 1; round <= rounds; round++) {
-      const { query } = yield* blocked(applicationName, killed, `round ${round}: `)
+      const { query } = yield* blocked(applicationName, killed, `round ${round}: `, statement)
       assert.include(query, statement, `round ${round}: blocked in another statement`)
       const pids = yield* sql<{ pid: number }>`
         select pid from pg_stat_activity where application_name = ${applicationName} and datname = current_database()`
