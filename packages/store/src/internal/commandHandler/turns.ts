@@ -65,8 +65,8 @@ export const make = <Key>() => {
 
   /**
    * In the stream's turn, handles the commands queued by then (at most `maxGroup`); false when there were none, and
-   * then nobody drains the stream any more. Other
-   * callers' commands are never abandoned halfway; the caller's own, alone, may be interrupted as any command.
+   * then nobody drains the stream any more. Other callers' commands are never abandoned halfway; the caller's own,
+   * alone, may be interrupted as any command.
    */
   const drainOnce = (stream: Key, handleAll: HandleAll, own?: unknown): Effect.Effect<boolean> =>
     locks.withLock(
