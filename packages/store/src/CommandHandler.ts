@@ -487,7 +487,8 @@ export function make<Command, Event extends { readonly _tag: string }, State, Er
         metadata,
         schedule,
         attempts: 0,
-        done: Deferred.makeUnsafe()
+        done: Deferred.makeUnsafe(),
+        span: Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
       }
       // Racing, or nested in a turn: at once. In the caller's SQL transaction: alone in the turn, as its append must
       // be in that transaction and nobody else's may be. Else queued, and handled with the others queued meanwhile.

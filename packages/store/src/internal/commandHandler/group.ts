@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
+import type * as Tracer from "effect/Tracer"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Handled } from "../../CommandHandler.ts"
 import type * as EventCodec from "../../EventCodec.ts"
@@ -38,6 +39,8 @@ export interface Member<Command, Event, State, E> extends Queued<Handled<Event, 
   readonly schedule: Schedule.Schedule<unknown>
   /** The loads-decides-appends made for it so far (a group's counts as one for each of its commands). */
   attempts: number
+  /** Its caller's span (`CommandHandler.handle`): what a group links to, and the parent of its work when alone. */
+  readonly span: Tracer.Span | undefined
 }
 
 /**
@@ -83,13 +86,19 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
   type M = Member<Command, Event, State, Error | E>
   const { typed, decider } = deps
 
+  /**
+   * Handles each member by itself, in the turn held. Its work is traced under its own caller's span, not under that
+   * of whichever fiber drains the queue.
+   */
   const aloneEach = (members: ReadonlyArray<M>) =>
     Effect.forEach(
       members,
-      (member) => Effect.exit(deps.alone(member)).pipe(Effect.flatMap((exit) => Deferred.done(member.done, exit))),
-      {
-        discard: true
-      }
+      (member) => {
+        const alone =
+          member.span === undefined ? deps.alone(member) : Effect.withParentSpan(deps.alone(member), member.span)
+        return Effect.exit(alone).pipe(Effect.flatMap((exit) => Deferred.done(member.done, exit)))
+      },
+      { discard: true }
     )
 
   /** Decides each member in order against the state the ones before it left. */
@@ -129,8 +138,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
   /** Handles `members` (queued on `name`, more than one) and completes each one's `done`. */
   const handleGroup = Effect.fnUntraced(function* (name: StreamName.StreamName, members: ReadonlyArray<M>) {
-    yield* Effect.annotateCurrentSpan("group", members.length)
-    for (const member of members) member.attempts++
+    for (const member of members) {
+      member.attempts++
+      member.span?.attribute("group", members.length)
+    }
     const ids = new Set(members.flatMap((member) => (member.givenId === undefined ? [] : [member.givenId])))
     const load = yield* deps.loadStream(name, ids)
     const { decided, events, state, version } = decideAll(name, members, load)
@@ -193,9 +204,23 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     yield* aloneEach(later)
   })
 
+  /**
+   * A group's work (its load, its append) in a span of its own, `CommandHandler.group`, linked to each of its
+   * commands' spans: it belongs to all of them, so it is the root of a trace of its own rather than a child of the
+   * caller that happens to drain the queue (the way OpenTelemetry traces a batch).
+   */
+  const traced = <A, X, R>(name: StreamName.StreamName, members: ReadonlyArray<M>, effect: Effect.Effect<A, X, R>) =>
+    Effect.withSpan(effect, "CommandHandler.group", {
+      root: true,
+      attributes: { stream: name, "group.size": members.length },
+      links: members.flatMap((member) =>
+        member.span === undefined ? [] : [{ span: member.span, attributes: { "command.id": member.commandId } }]
+      )
+    })
+
   /** Handles the commands queued on a stream: alone when there is one, else as a group. */
   return (name: StreamName.StreamName, members: ReadonlyArray<M>): Effect.Effect<void> =>
-    (members.length === 1 ? aloneEach(members) : handleGroup(name, members)).pipe(
+    (members.length === 1 ? aloneEach(members) : traced(name, members, handleGroup(name, members))).pipe(
       Effect.catchCause((cause) =>
         Effect.forEach(members, (member) => Deferred.failCause(member.done, cause), { discard: true })
       )
