@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
+import { recording } from "./recordingTracer.ts"
 
 const Counted = Schema.TaggedUnion({ Added: { n: Schema.Int } })
 type Counted = typeof Counted.Type
@@ -23,19 +23,6 @@ const counter = CommandHandler.make({
   },
   codec: EventCodec.make(Counted)
 })
-
-/** A tracer that records every span it starts. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
 
 it("derives RFC 9562 version 5 ids: the same inputs give the same id, other inputs another", () => {
   const id = CommandHandler.eventId("cart-1", "cmd-1", 0)

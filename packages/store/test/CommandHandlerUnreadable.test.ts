@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
+import { recording } from "./recordingTracer.ts"
 
 const Counted = Schema.TaggedUnion({ Added: { n: Schema.Int } })
 type Counted = typeof Counted.Type
@@ -45,14 +45,7 @@ const damaged = Effect.gen(function* () {
 it.effect(
   "a stored event the store cannot read fails load and handle with its UnreadableEvent, counted as failed",
   () => {
-    const spans: Array<Tracer.NativeSpan> = []
-    const tracer = Tracer.make({
-      span: (options) => {
-        const span = new Tracer.NativeSpan(options)
-        spans.push(span)
-        return span
-      }
-    })
+    const { spans, tracer } = recording()
     return Effect.gen(function* () {
       const store = yield* damaged
       yield* Effect.gen(function* () {

@@ -1,20 +1,7 @@
 import { assert, it } from "@effect/vitest"
 import { EventStore, ExpectedVersion } from "@evently/store"
 import * as Effect from "effect/Effect"
-import * as Tracer from "effect/Tracer"
-
-/** A tracer that records every span it starts. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
+import { recording } from "./recordingTracer.ts"
 
 it.effect(
   "the memory store's spans: append with the stream, the expected version and the events; streamVersion with the stream",

@@ -6,20 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { TestClock } from "effect/testing"
-import * as Tracer from "effect/Tracer"
-
-/** A tracer that records every span it starts. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
+import { recording } from "./recordingTracer.ts"
 
 it.effect(
   "run: a root span Subscriptions.batch per batch, with its size, positions and the age of its first event",
