@@ -162,6 +162,73 @@ describe("EventCodec", () => {
     })
   )
 
+  it.effect("a read delivers, in order, every event before one that does not decode and none after it", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.makeMemory
+      // Current, upcast, current, upcast again, then a row that does not decode, then one that would.
+      yield* store.append("task-3", [
+        { type: "Created", data: { title: "a" } },
+        { type: "Renamed", schemaVersion: 1, data: { name: "b" } },
+        { type: "Archived", data: { at: 1 } },
+        { type: "Renamed", schemaVersion: 2, data: { title: "c" } },
+        { type: "Created", data: { title: 7 } },
+        { type: "Archived", data: { at: 2 } }
+      ])
+      const typed = EventCodec.typed(store, codec)
+      const expected = [
+        { _tag: "Created", title: "a" },
+        { _tag: "Renamed", title: "b", reason: "(not recorded before v3)" },
+        { _tag: "Archived", at: 1 },
+        { _tag: "Renamed", title: "c", reason: "(not recorded before v3)" }
+      ]
+      // Pages of every size: the bad row first in a page, in its middle, after an upcast event, and alone.
+      for (const batchSize of [1, 2, 3, 4, 5, 6, 100]) {
+        const seen: Array<Event> = []
+        const error = yield* Effect.flip(
+          Stream.runForEach(typed.readStream("task-3", { batchSize }), (e) => Effect.sync(() => seen.push(e.event)))
+        )
+        assert.deepStrictEqual(seen, expected, `batch size ${batchSize}`)
+        assert.deepStrictEqual(
+          error._tag === "EventDecodeError" && [error.position, error.schemaVersion],
+          [5n, 1],
+          `batch size ${batchSize}`
+        )
+      }
+      // A read that stops before the bad row never meets it.
+      assert.deepStrictEqual(
+        (yield* collect(typed.readStream("task-3", { limit: 4, batchSize: 3 }))).map((e) => e.event),
+        expected
+      )
+    })
+  )
+
+  it.effect("event types named like Object.prototype members have schema version 1 and round-trip", () =>
+    Effect.gen(function* () {
+      const Odd = Schema.Union([
+        Schema.TaggedStruct("constructor", { n: Schema.Int }),
+        Schema.TaggedStruct("toString", { n: Schema.Int })
+      ])
+      const odd = EventCodec.make(Odd, { versions: {} })
+      assert.deepStrictEqual(
+        [odd.versionOf("constructor"), odd.versionOf("toString"), odd.versionOf("hasOwnProperty")],
+        [1, 1, 1]
+      )
+      const store = yield* EventStore.makeMemory
+      const typed = EventCodec.typed(store, odd)
+      yield* typed.append("odd-1", [
+        { _tag: "constructor", n: 1 },
+        { _tag: "toString", n: 2 }
+      ])
+      assert.deepStrictEqual(
+        (yield* collect(typed.readStream("odd-1"))).map((e) => [e.event, e.schemaVersion]),
+        [
+          [{ _tag: "constructor", n: 1 }, 1],
+          [{ _tag: "toString", n: 2 }, 1]
+        ]
+      )
+    })
+  )
+
   it.effect("an event that does not encode is refused as InvalidEvent and nothing is written", () =>
     Effect.gen(function* () {
       const store = yield* EventStore.makeMemory

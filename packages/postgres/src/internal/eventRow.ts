@@ -74,26 +74,43 @@ const metadataOf = (text: string): EventStore.Metadata | string => {
     : `its metadata ${excerpt(text)} is not { correlationId?, causationId?, headers? } with string values`
 }
 
-/** `recorded_at` as a UTC `DateTime`, or `undefined` when no `DateTime` can hold it. */
-const recordedAtOf = (value: Date): DateTime.Utc | undefined => {
-  // A valid `Date` (the driver's value of every finite timestamp a `DateTime` can hold) without the generic path.
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return DateTime.fromDateUnsafe(value)
-  const made = DateTime.make(value)
-  return made._tag === "None" ? undefined : DateTime.toUtc(made.value)
-}
-
 /**
  * What the previous rows of a page have established: a stream name already checked (a page of a stream read has one)
- * and its category, a transaction id already converted (the rows of one transaction are adjacent in a log read).
+ * and its category, a transaction id already converted (the rows of one transaction are adjacent in a log read), a
+ * `recorded_at` already made a `DateTime` (the events of one append share it; a `DateTime` is an immutable value).
  */
 interface PageMemo {
   stream: string | undefined
   category: string
   txid: string | undefined
   transactionId: bigint
+  recordedAtMillis: number
+  recordedAt: DateTime.Utc | undefined
 }
 
-const newMemo = (): PageMemo => ({ stream: undefined, category: "", txid: undefined, transactionId: 0n })
+const newMemo = (): PageMemo => ({
+  stream: undefined,
+  category: "",
+  txid: undefined,
+  transactionId: 0n,
+  recordedAtMillis: Number.NaN,
+  recordedAt: undefined
+})
+
+/** `recorded_at` as a UTC `DateTime`, or `undefined` when no `DateTime` can hold it. */
+const recordedAtOf = (value: Date, memo: PageMemo): DateTime.Utc | undefined => {
+  // A valid `Date` (the driver's value of every finite timestamp a `DateTime` can hold) without the generic path.
+  if (value instanceof Date) {
+    const millis = value.getTime()
+    if (millis === memo.recordedAtMillis) return memo.recordedAt
+    if (!Number.isNaN(millis)) {
+      memo.recordedAtMillis = millis
+      return (memo.recordedAt = DateTime.fromDateUnsafe(value))
+    }
+  }
+  const made = DateTime.make(value)
+  return made._tag === "None" ? undefined : DateTime.toUtc(made.value)
+}
 
 /** The recorded event a row holds, or why it cannot be one. */
 const decodeOne = (row: EventRow, memo: PageMemo): EventStore.RecordedEvent | string => {
@@ -112,7 +129,7 @@ const decodeOne = (row: EventRow, memo: PageMemo): EventStore.RecordedEvent | st
   if (data instanceof NotJson) return `its data is not JSON: ${data.reason}`
   const metadata = metadataOf(row.metadata)
   if (typeof metadata === "string") return metadata
-  const recordedAt = recordedAtOf(row.recordedat)
+  const recordedAt = recordedAtOf(row.recordedat, memo)
   if (recordedAt === undefined) {
     return "its recorded_at is not a date a DateTime can hold (infinity, -infinity, or beyond the year 275760)"
   }
