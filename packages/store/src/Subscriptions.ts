@@ -853,10 +853,32 @@ export const makeRun =
           ),
         { discard: true }
       )
+    // `Stop` (the default): the first failure ends the batch, so one handler of failures around the whole batch
+    // does what `handleAll` does with one per event, without an Effect per event for it. `current` is the event
+    // whose handling failed: the events run one after another.
+    const handleAllOrStop = (batch: Batch): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
+      let current: EventStore.RecordedEvent | undefined
+      const each = Effect.forEach(
+        batch.events,
+        (event) => {
+          current = event
+          return Effect.suspend(() => handler(event))
+        },
+        { discard: true }
+      )
+      return Effect.catch(
+        transientDefectsAsFaults(each),
+        (error): Effect.Effect<never, SubscriptionError | HandlerFailed> =>
+          isFault(error) ? fault(error) : stop(current!, error)
+      )
+    }
     const handleBatch = (batch: Batch) => {
-      if (options?.transactional !== true) return Effect.andThen(handleAll(batch, handling), batch.commit)
+      if (options?.transactional !== true) {
+        const handled = policy._tag === "Stop" ? handleAllOrStop(batch) : handleAll(batch, handling)
+        return Effect.andThen(handled, batch.commit)
+      }
       // A failure ends the run and the whole transaction rolls back: nothing to isolate.
-      if (policy._tag === "Stop") return batch.commitWith(handleAll(batch, handling))
+      if (policy._tag === "Stop") return batch.commitWith(handleAllOrStop(batch))
       if (batch.tryCommitWith === undefined) return batch.commitWith(isolated(batch))
       // Optimistic: no savepoint unless a handler fails; then the transaction rolls back and the batch is redone.
       return batch

@@ -175,7 +175,7 @@ describe("EventCodec", () => {
         { type: "Archived", data: { at: 2 } }
       ])
       const typed = EventCodec.typed(store, codec)
-      const expected = [
+      const expected: Array<Event> = [
         { _tag: "Created", title: "a" },
         { _tag: "Renamed", title: "b", reason: "(not recorded before v3)" },
         { _tag: "Archived", at: 1 },
