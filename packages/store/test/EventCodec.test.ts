@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { EventCodec, EventStore, ExpectedVersion } from "@evently/store"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import * as Stream from "effect/Stream"
@@ -199,6 +201,54 @@ describe("EventCodec", () => {
         (yield* collect(typed.readStream("task-3", { limit: 4, batchSize: 3 }))).map((e) => e.event),
         expected
       )
+    })
+  )
+
+  it.effect("an upcaster that throws ends the read with its defect, after every event before it", () =>
+    Effect.gen(function* () {
+      const throwing = Schema.Struct({ name: Schema.String }).pipe(
+        Schema.decodeTo(
+          RenamedV2,
+          SchemaTransformation.transform({
+            decode: (v1) => {
+              if (v1.name === "boom") throw new Error("upcaster bug")
+              return { title: v1.name }
+            },
+            encode: (v2) => ({ name: v2.title })
+          })
+        )
+      )
+      const fragile = EventCodec.make(Events, {
+        versions: { Renamed: 3 },
+        upcasters: { Renamed: { 1: throwing, 2: v2ToV3 } }
+      })
+      const store = yield* EventStore.makeMemory
+      yield* store.append("task-4", [
+        { type: "Created", data: { title: "a" } },
+        { type: "Renamed", schemaVersion: 1, data: { name: "b" } },
+        { type: "Renamed", schemaVersion: 1, data: { name: "boom" } },
+        { type: "Archived", data: { at: 1 } }
+      ])
+      for (const batchSize of [1, 2, 3, 100]) {
+        const seen: Array<Event> = []
+        const exit = yield* Effect.exit(
+          Stream.runForEach(EventCodec.typed(store, fragile).readStream("task-4", { batchSize }), (e) =>
+            Effect.sync(() => seen.push(e.event))
+          )
+        )
+        assert.deepStrictEqual(
+          seen,
+          [
+            { _tag: "Created", title: "a" },
+            { _tag: "Renamed", title: "b", reason: "(not recorded before v3)" }
+          ],
+          `batch size ${batchSize}`
+        )
+        assert.isTrue(
+          Exit.isFailure(exit) && Cause.pretty(exit.cause).includes("upcaster bug"),
+          `batch size ${batchSize}: ${String(exit)}`
+        )
+      }
     })
   )
 
