@@ -236,7 +236,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     ).pipe(
       Effect.map((rows): Outcome => {
         const row = rows[0]!
-        return row.duplicate ? "duplicate" : { ...row, positions: row.positions ?? [], batch: 1 }
+        return row.duplicate
+          ? "duplicate"
+          : { version: row.version, actual: row.actual ?? 0, positions: row.positions ?? [], batch: 1 }
       }),
       // Two concurrent appends of the same new event ids: the loser's insert hits the unique index.
       Effect.catchReason("SqlError", "UniqueViolation", (reason, error) =>
