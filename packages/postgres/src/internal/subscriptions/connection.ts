@@ -1,6 +1,7 @@
 /**
  * The connection a worker's session holds: its lock, its reads and its plain commits all go through it, so a worker
- * whose connection dies can neither read nor commit any more, and its lock is gone with it.
+ * whose connection dies can neither read nor commit any more, and its lock is gone with it. Its statements take turns,
+ * and the one that waited goes next: a fiber whose statement finished yields before its own work.
  */
 import type * as Subscriptions from "@evently/store/Subscriptions"
 import * as Effect from "effect/Effect"
@@ -26,7 +27,12 @@ export const reserve = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
     query: <A>(operation: string, statement: Statement.Statement<A>) => {
       const [text, params] = statement.compile()
       const run: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError> = connection.execute(text, params, undefined)
-      return mutex.withPermit(run).pipe(Effect.mapError(storage(operation))) as Effect.Effect<
+      // `yieldNow` once the connection is free: a statement waiting for it (a commit behind the read ahead, or the
+      // next read behind a commit) goes on the wire before this fiber decodes or handles what it got, so that the
+      // server works while the client does. Without it the connection sat idle through each page's decoding.
+      return mutex
+        .withPermit(run)
+        .pipe(Effect.tap(Effect.yieldNow), Effect.mapError(storage(operation))) as Effect.Effect<
         ReadonlyArray<A>,
         Subscriptions.SubscriptionStorageError
       >
