@@ -185,10 +185,12 @@ export const events = (
   NatsClient.NatsClient
 > => {
   const attributes = { stream: options.stream, durable: options.durable }
+  // Tagged once: a tagged metric computes its series key on its first update and keeps it.
+  const receivedHere = Metric.withAttributes(received, attributes)
   return messages(options).pipe(
     Stream.mapEffect((message) =>
       Effect.andThen(
-        Metric.update(Metric.withAttributes(received, attributes), 1),
+        Metric.update(receivedHere, 1),
         Effect.map(Effect.fromResult(Envelope.decode(message)), (event) => delivery(message, event, attributes))
       )
     )

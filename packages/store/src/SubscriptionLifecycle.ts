@@ -347,6 +347,9 @@ class PartitionTracker implements Tracker {
   readonly signals: Signals
   private readonly options: TrackerOptions
   private readonly attributes: { readonly subscription: string; readonly partition: string }
+  // The per-batch metrics, tagged once (a tagged metric computes its series key on its first update and keeps it).
+  private readonly catchUpEvents: Metric.Metric<number, unknown>
+  private readonly liveLagSeconds: Metric.Metric<number, unknown>
   private readonly label: string
   private readonly progressEvery: number
   private readonly lagThreshold: number
@@ -365,6 +368,8 @@ class PartitionTracker implements Tracker {
   constructor(options: TrackerOptions) {
     this.options = options
     this.attributes = { subscription: options.subscription, partition: String(options.partition) }
+    this.catchUpEvents = Metric.withAttributes(catchUpEvents, this.attributes)
+    this.liveLagSeconds = Metric.withAttributes(liveLagSeconds, this.attributes)
     this.label = `Subscription '${options.subscription}' partition ${options.partition}`
     this.progressEvery = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.progressInterval ?? "5 seconds"))
     this.lagThreshold = Duration.toMillis(Duration.fromInputUnsafe(options.reporting?.lagThreshold ?? "30 seconds"))
@@ -388,7 +393,7 @@ class PartitionTracker implements Tracker {
       if (this.phase._tag === "CaughtUp") return this.liveLag(events, at)
       if (this.phase._tag !== "CatchingUp") return Effect.void
       this.done += events.length
-      const counted = Metric.update(Metric.withAttributes(catchUpEvents, this.attributes), events.length)
+      const counted = Metric.update(this.catchUpEvents, events.length)
       if (this.done >= this.behind || (this.emptyAt !== undefined && !isBefore(checkpoint, this.emptyAt))) {
         return Effect.andThen(counted, this.caughtUp(at))
       }
@@ -506,7 +511,7 @@ class PartitionTracker implements Tracker {
     const last = events[events.length - 1]
     if (last === undefined) return Effect.void
     const lag = Math.max(0, at - DateTime.toEpochMillis(last.recordedAt))
-    const gauge = Metric.update(Metric.withAttributes(liveLagSeconds, this.attributes), lag / 1000)
+    const gauge = Metric.update(this.liveLagSeconds, lag / 1000)
     const wasLagging = this.lagging
     this.lagging = lag > this.lagThreshold
     if (!this.lagging || wasLagging) return gauge

@@ -72,12 +72,15 @@ export const make = Effect.fnUntraced(function* (
         keeps
       )
     )
+  // Tagged once: a tagged metric computes its series key on its first update and keeps it.
+  const committedEvents = Metric.withAttributes(eventsCommitted, attributes)
+  const position = Metric.withAttributes(checkpointPosition, attributes)
   const afterCommit = (to: Cursor, count: number) =>
     Effect.gen(function* () {
       committed = to
       checkpoints.committed(to)
-      yield* Metric.update(Metric.withAttributes(eventsCommitted, attributes), count)
-      yield* Metric.update(Metric.withAttributes(checkpointPosition, attributes), Number(to.pos))
+      yield* Metric.update(committedEvents, count)
+      yield* Metric.update(position, Number(to.pos))
     })
   // `effect` and the checkpoint's compare-and-set in one transaction.
   const inTransaction = <A, E, R>(to: Cursor, count: number, effect: Effect.Effect<A, E, R>) =>
