@@ -891,19 +891,19 @@ export const makeRun =
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const first = batch.events[0]
         const last = batch.events[batch.events.length - 1]
-        return effect.pipe(
-          Effect.withSpan("Subscriptions.batch", {
-            root: true,
-            attributes: {
-              subscription: name,
-              partition: batch.partition,
-              "batch.size": batch.events.length,
-              "batch.first_position": first === undefined ? undefined : Number(first.position),
-              "batch.last_position": last === undefined ? undefined : Number(last.position),
-              "lag.seconds": first === undefined ? undefined : (now - DateTime.toEpochMillis(first.recordedAt)) / 1000
-            }
-          })
-        )
+        // Its call site is always this line: a stack trace per batch would say nothing and cost ~20 µs.
+        return Effect.withSpan(effect, "Subscriptions.batch", {
+          root: true,
+          captureStackTrace: false,
+          attributes: {
+            subscription: name,
+            partition: batch.partition,
+            "batch.size": batch.events.length,
+            "batch.first_position": first === undefined ? undefined : Number(first.position),
+            "batch.last_position": last === undefined ? undefined : Number(last.position),
+            "lag.seconds": first === undefined ? undefined : (now - DateTime.toEpochMillis(first.recordedAt)) / 1000
+          }
+        })
       })
     const runPartition = (
       runOptions: RunOptions | undefined,
