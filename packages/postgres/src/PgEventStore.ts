@@ -20,7 +20,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
-import { columns, decodeRows, type EventRow } from "./internal/eventRow.ts"
+import { columnCount, columns, decodeRows, fromValues, type Values } from "./internal/eventRow.ts"
 import * as GroupCommitQueue from "./internal/groupCommit.ts"
 import * as Notifier from "./internal/notifier.ts"
 import * as PgConfig from "./PgConfig.ts"
@@ -146,7 +146,7 @@ const page = <S>(
   start: S,
   limit: number,
   batchSize: number,
-  query: (state: S, size: number) => Effect.Effect<ReadonlyArray<EventRow>, SqlError.SqlError>,
+  query: (state: S, size: number) => Effect.Effect<ReadonlyArray<Values>, SqlError.SqlError>,
   next: (last: EventStore.RecordedEvent) => S
 ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError | EventStore.UnreadableEvent> =>
   Stream.paginate(
@@ -199,25 +199,28 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
    */
   const storedWithIds = (prepared: EventStore.PreparedAppend) =>
     Effect.map(
-      sql<EventRow & { readonly batch: number }>`
+      sql`
         select ${columns(sql)},
           (select count(*)::int4 from ${sql(tables.events)} b
             where b.stream = e.stream and b.transaction_id = e.transaction_id and b.xmin = e.xmin) as batch
         from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
-        join ${sql(tables.events)} e on e.event_id = i.id`,
+        join ${sql(tables.events)} e on e.event_id = i.id`.values,
       // Only what idempotency compares: a damaged `metadata` or `recorded_at` does not stop a retried append.
       (rows): ReadonlyArray<EventStore.StoredEvent> =>
-        rows.map((row) => ({
-          eventId: row.eventid,
-          stream: row.stream,
-          streamVersion: Number(row.version),
-          type: row.type,
-          schemaVersion: row.schemaversion,
-          data: JSON.parse(row.data) as unknown,
-          position: BigInt(row.position),
-          transactionId: BigInt(row.txid),
-          batchSize: row.batch
-        }))
+        rows.map((values) => {
+          const row = fromValues(values)
+          return {
+            eventId: row.eventid,
+            stream: row.stream,
+            streamVersion: Number(row.version),
+            type: row.type,
+            schemaVersion: row.schemaversion,
+            data: JSON.parse(row.data) as unknown,
+            position: BigInt(row.position),
+            transactionId: BigInt(row.txid),
+            batchSize: values[columnCount] as number
+          }
+        })
     ).pipe(Effect.mapError(storeError("append (idempotency check)")))
 
   /**
@@ -439,12 +442,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           read.batchSize,
           (version, size) =>
             backward
-              ? sql<EventRow>`select ${columns(sql)} from ${sql(tables.events)} e
+              ? sql`select ${columns(sql)} from ${sql(tables.events)} e
                   where e.stream = ${read.stream}::text and e.stream_version <= ${version}::int8
-                  order by e.stream_version desc limit ${size}::int4`
-              : sql<EventRow>`select ${columns(sql)} from ${sql(tables.events)} e
+                  order by e.stream_version desc limit ${size}::int4`.values
+              : sql`select ${columns(sql)} from ${sql(tables.events)} e
                   where e.stream = ${read.stream}::text and e.stream_version >= ${version}::int8
-                  order by e.stream_version limit ${size}::int4`,
+                  order by e.stream_version limit ${size}::int4`.values,
           (last) => (backward ? last.streamVersion - 1 : last.streamVersion + 1)
         )
       })
@@ -466,7 +469,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
               read.after,
               read.limit,
               read.batchSize,
-              (after, size) => sql<EventRow>`select ${columns(sql)} from (
+              (after, size) =>
+                sql`select ${columns(sql)} from (
                   select k.position from unnest(${read.categories}::text[]) as c (name)
                   cross join lateral (
                     select position from ${sql(tables.events)}
@@ -475,7 +479,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
                   ) k
                   order by k.position limit ${size}::int4
                 ) k join ${sql(tables.events)} e using (position)
-                order by position`,
+                order by position`.values,
               (last) => BigInt(last.position)
             )
       )
@@ -494,11 +498,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           read.after,
           read.limit,
           read.batchSize,
-          (after, size) => sql<EventRow>`select ${columns(sql)} from (
+          (after, size) =>
+            sql`select ${columns(sql)} from (
               select position from ${sql(tables.events)}
               where position > ${after}::int8 order by position limit ${size}::int4
             ) k join ${sql(tables.events)} e using (position)
-            order by position`,
+            order by position`.values,
           (last) => BigInt(last.position)
         )
       )

@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as EventRow from "../src/internal/eventRow.ts"
 import * as Checkpoint from "../src/internal/subscriptions/checkpoint.ts"
 import * as Committer from "../src/internal/subscriptions/committer.ts"
 import * as Connection from "../src/internal/subscriptions/connection.ts"
@@ -186,7 +187,7 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       const start = { tx: 0n, pos: 0n }
       assert.strictEqual(yield* Reader.countBehind(settings, start), 5)
       assert.deepStrictEqual(
-        (yield* Reader.readPage(settings, start)).map((row) => BigInt(row.position)),
+        (yield* Reader.readPage(settings, start)).map((values) => BigInt(EventRow.fromValues(values).position)),
         before
       )
       yield* open.query("rollback", sql`rollback`)

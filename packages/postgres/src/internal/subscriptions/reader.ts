@@ -79,7 +79,7 @@ export type PageSettings = Pick<ReaderSettings, "sql" | "t" | "connection" | "wh
 /** The events after `cursor` that no running transaction can still commit behind, one page. */
 export const readPage = (settings: PageSettings, cursor: Cursor) => {
   const { sql, t } = settings
-  return settings.connection.query<EventRow.EventRow>(
+  return settings.connection.values(
     "read",
     sql`select ${EventRow.columns(sql)}
       from ${sql(t.events)} e
