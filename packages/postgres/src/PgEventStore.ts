@@ -215,7 +215,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             streamVersion: Number(row.version),
             type: row.type,
             schemaVersion: row.schemaversion,
-            data: JSON.parse(row.data) as unknown,
+            data: row.data,
             position: BigInt(row.position),
             transactionId: BigInt(row.txid),
             batchSize: values[columnCount] as number

@@ -27,7 +27,14 @@ const unreachable = (url: string, cause: unknown) =>
  * @category layers
  */
 export const layer = (
-  options: { readonly maxConnections?: number } = {}
+  options: {
+    readonly maxConnections?: number
+    /** The client's name transforms, to test code that must work with an app's client configured with them. */
+    readonly transforms?: Pick<
+      PgClient.PgClientConfig,
+      "transformQueryNames" | "transformResultNames" | "transformJson"
+    >
+  } = {}
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient> =>
   Layer.unwrap(
     Effect.gen(function* () {
@@ -41,6 +48,6 @@ export const layer = (
       const database = `evently_test_${crypto.randomUUID().replaceAll("-", "")}`
       yield* Effect.orDie(admin`create database ${admin(database)}`)
       yield* Effect.addFinalizer(() => Effect.ignore(admin`drop database if exists ${admin(database)} with (force)`))
-      return PgClient.layer({ url, database, maxConnections: options.maxConnections ?? 8 })
+      return PgClient.layer({ ...options.transforms, url, database, maxConnections: options.maxConnections ?? 8 })
     })
   ).pipe(Layer.orDie)
