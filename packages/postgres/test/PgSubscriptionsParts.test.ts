@@ -195,4 +195,41 @@ layer(layerSubscriptions(), { excludeTestServices: true, timeout: "60 seconds" }
       assert.strictEqual((yield* Reader.readPage(settings, start)).length, 8)
     }).pipe(Effect.scoped)
   )
+
+  it.effect("checkpoint: a plain commit does not wait for the WAL flush; a commit with the handler's writes does", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* PgSchema.Tables
+      // What each update of the checkpoint row commits with, recorded by a trigger in the updating transaction.
+      yield* sql`create table commit_settings (id serial primary key, setting text not null)`
+      yield* sql.unsafe(`create function record_commit_setting() returns trigger language plpgsql as $$
+        begin insert into commit_settings (setting) values (current_setting('synchronous_commit')); return new; end $$`)
+      yield* sql`create trigger record_commit_setting after update on ${sql(t.checkpoints)}
+        for each row execute function record_commit_setting()`
+      yield* Effect.addFinalizer(() =>
+        Effect.ignore(
+          Effect.andThen(
+            sql`drop trigger record_commit_setting on ${sql(t.checkpoints)}`,
+            sql`drop table commit_settings; drop function record_commit_setting()`.unprepared
+          )
+        )
+      )
+      const connection = yield* Connection.reserve(sql)
+      const store = yield* Checkpoint.durable({ sql, t }, connection, "commit-setting", 0, {})
+      const next = { tx: store.initial.tx, pos: store.initial.pos + 1n }
+      yield* store.advance(store.initial, next)
+      // Only that transaction: the next statement on the same connection commits as the server says.
+      const [after] = yield* connection.query(
+        "show",
+        sql<{ setting: string }>`select current_setting('synchronous_commit') as setting`
+      )
+      assert.strictEqual(after!.setting, "on")
+      yield* sql.withTransaction(store.advanceInTransaction(next, { tx: next.tx, pos: next.pos + 1n }))
+      const recorded = yield* sql<{ setting: string }>`select setting from commit_settings order by id`
+      assert.deepStrictEqual(
+        recorded.map((row) => row.setting),
+        ["off", "on"]
+      )
+    }).pipe(Effect.scoped)
+  )
 })
