@@ -855,14 +855,16 @@ export const makeRun =
       )
     // `Stop` (the default): the first failure ends the batch, so one handler of failures around the whole batch
     // does what `handleAll` does with one per event, without an Effect per event for it. `current` is the event
-    // whose handling failed: the events run one after another.
+    // whose handling failed: the events run one after another. `forEach` calls the handler inside the effect it
+    // runs, so a handler that throws is a defect of the batch as it would be in a `suspend` (which cost ~70 ns an
+    // event); nothing retries this effect, so the handler is called once per event either way.
     const handleAllOrStop = (batch: Batch): Effect.Effect<void, SubscriptionError | HandlerFailed, R> => {
       let current: EventStore.RecordedEvent | undefined
       const each = Effect.forEach(
         batch.events,
         (event) => {
           current = event
-          return Effect.suspend(() => handler(event))
+          return handler(event)
         },
         { discard: true }
       )
