@@ -143,3 +143,36 @@ describe("PgSubscriptions on PGlite: a failing checkpoint commit with read-ahead
   live("transactional: fails once, every event projected exactly once, in order", () => scenario(true, 1))
   live("transactional: fails 3 times in a row, every event projected exactly once", () => scenario(true, 3))
 })
+
+// On a server a plain checkpoint commit does not wait for the WAL flush (its WAL writer flushes it soon after). PGlite
+// has no WAL writer and runs in the app's process: such a commit would stay in memory until a later commit waited,
+// and a killed process would take it along. So here every checkpoint commit waits, as the server is set to.
+describe("PgSubscriptions on PGlite: checkpoint commits", () => {
+  live("wait for the flush: no WAL writer to do it later", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* PgSchema.Tables
+      const store = yield* EventStore.EventStore
+      const subs = yield* Subscriptions.Subscriptions
+      const settings = `${t.checkpoints}_settings`
+      yield* sql`create table ${sql(settings)} (id serial primary key, setting text not null)`
+      yield* sql.unsafe(`create function ${settings}_record() returns trigger language plpgsql as $$
+        begin insert into ${settings} (setting) values (current_setting('synchronous_commit')); return new; end $$`)
+      yield* sql.unsafe(`create trigger ${settings}_record after update on ${t.checkpoints}
+        for each row execute function ${settings}_record()`)
+      const { positions } = yield* store.append("flush-1", [
+        { type: "A", data: 1 },
+        { type: "B", data: 2 },
+        { type: "C", data: 3 }
+      ])
+      const fiber = yield* Effect.forkChild(subs.run("flush", () => Effect.void, { batchSize: 1 }))
+      yield* subs.waitUntilCaughtUp("flush", { timeout: "20 seconds" })
+      yield* Fiber.interrupt(fiber)
+      const [partition] = (yield* subs.status("flush")).partitions
+      assert.strictEqual(partition!.checkpoint.position, positions[2])
+      const recorded = yield* sql<{ setting: string }>`select setting from ${sql(settings)} order by id`
+      assert.isAtLeast(recorded.length, 3)
+      assert.deepStrictEqual(new Set(recorded.map((row) => row.setting)), new Set(["on"]))
+    }).pipe(Effect.provide(fresh()))
+  )
+})

@@ -119,10 +119,20 @@ export const durable = Effect.fnUntraced(function* (
   // `waitForFlush: false` (a plain commit, a transaction of its own): the commit does not wait for its WAL to reach
   // the disk. `set_config(..., true)` holds for this transaction only, so nothing else on the connection, nor in the
   // pool it goes back to, commits that way. The checkpoint is visible to every session as soon as the statement
-  // returns; only a crash of the server itself can forget it (the WAL writer flushes within a few hundred ms), and
-  // then the events after the older checkpoint are delivered again: none is lost. Waiting for the flush took about
-  // as long as reading a page of 1,000 events. A commit with the handler's writes (`advanceInTransaction`) keeps the
-  // server's setting: those writes are the app's data.
+  // returns; only a crash of the server itself (or a failover to a standby) can forget it, since the server's WAL
+  // writer flushes it within a few hundred ms, and then the events after the older checkpoint are delivered again:
+  // none is lost. Waiting for the flush took about as long as reading a page of 1,000 events. A commit with the
+  // handler's writes (`advanceInTransaction`) keeps the server's setting: those writes are the app's data. A database
+  // without a WAL writer (PGlite, in the app's own process: nothing would flush the commit until a later one waits,
+  // and a killed process would take it along; there, too, a reserved connection's statement joins a transaction the
+  // calling fiber has open) always waits.
+  const [writer] = yield* connection.query(
+    "check the WAL writer",
+    sql<{
+      flushes: boolean
+    }>`select exists (select 1 from pg_stat_activity where backend_type = 'walwriter') as flushes`
+  )
+  const flushedByServer = writer?.flushes === true
   const casUpdate = (from: Cursor, to: Cursor, waitForFlush: boolean) =>
     sql<{ ok: number }>`update ${sql(t.checkpoints)} set
         system_identifier = (select system_identifier from pg_control_system()),
@@ -137,7 +147,8 @@ export const durable = Effect.fnUntraced(function* (
   const failIfMoved = (rows: ReadonlyArray<unknown>) => (rows.length === 0 ? Effect.fail(leaseLost) : Effect.void)
   return {
     initial,
-    advance: (from, to) => connection.query("commit", casUpdate(from, to, false)).pipe(Effect.flatMap(failIfMoved)),
+    advance: (from, to) =>
+      connection.query("commit", casUpdate(from, to, !flushedByServer)).pipe(Effect.flatMap(failIfMoved)),
     advanceInTransaction: (from, to) =>
       casUpdate(from, to, true).pipe(Effect.mapError(storage("commit")), Effect.flatMap(failIfMoved)),
     committed: () => {},
