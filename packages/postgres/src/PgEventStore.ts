@@ -17,10 +17,19 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import type * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Append from "./internal/append.ts"
-import { columnCount, columns, decodeRows, fromValues, type Values } from "./internal/eventRow.ts"
+import {
+  type Columns,
+  columnCount,
+  columnsOf,
+  decodeRows,
+  fromValues,
+  probe,
+  type Values
+} from "./internal/eventRow.ts"
 import * as GroupCommitQueue from "./internal/groupCommit.ts"
 import * as Notifier from "./internal/notifier.ts"
 import * as PgConfig from "./PgConfig.ts"
@@ -142,11 +151,16 @@ type Step<S> = Effect.Effect<
  * cannot become a recorded event ends the stream with its `UnreadableEvent`, after the events before it.
  */
 const page = <S>(
+  sql: SqlClient.SqlClient,
   operation: string,
   start: S,
   limit: number,
   batchSize: number,
-  query: (state: S, size: number) => Effect.Effect<ReadonlyArray<Values>, SqlError.SqlError>,
+  query: (
+    state: S,
+    size: number,
+    columns: Statement.Fragment
+  ) => Effect.Effect<ReadonlyArray<Values>, SqlError.SqlError>,
   next: (last: EventStore.RecordedEvent) => S
 ): Stream.Stream<EventStore.RecordedEvent, EventStore.StoreError | EventStore.UnreadableEvent> =>
   Stream.paginate(
@@ -155,8 +169,15 @@ const page = <S>(
       if (unreadable !== undefined) return Effect.fail(unreadable)
       if (remaining <= 0) return Effect.succeed([[], Option.none()])
       const size = Math.min(batchSize, remaining)
-      return Effect.flatMap(Effect.mapError(query(state, size), storeError(operation)), (rows): Step<S> => {
-        const { events, unreadable: damaged } = decodeRows(rows)
+      const rows = Effect.andThen(
+        probe(sql),
+        Effect.suspend(() => {
+          const columns = columnsOf(sql)
+          return Effect.map(query(state, size, columns.fragment), (rows) => ({ rows, binary: columns.binary }))
+        })
+      )
+      return Effect.flatMap(Effect.mapError(rows, storeError(operation)), ({ binary, rows }): Step<S> => {
+        const { events, unreadable: damaged } = decodeRows(rows, binary)
         const last = events[events.length - 1]
         if (damaged !== undefined) {
           return last === undefined
@@ -198,9 +219,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
    * an append whose transaction took its id before the stream's previous writer committed shares that writer's key.
    */
   const storedWithIds = (prepared: EventStore.PreparedAppend) =>
+    Effect.andThen(
+      probe(sql),
+      Effect.suspend(() => storedWithColumns(prepared, columnsOf(sql)))
+    )
+  const storedWithColumns = (prepared: EventStore.PreparedAppend, columns: Columns) =>
     Effect.map(
       sql`
-        select ${columns(sql)},
+        select ${columns.fragment},
           (select count(*)::int4 from ${sql(tables.events)} b
             where b.stream = e.stream and b.transaction_id = e.transaction_id and b.xmin = e.xmin) as batch
         from unnest(${prepared.events.map((event) => event.eventId)}::uuid[]) as i (id)
@@ -215,7 +241,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             streamVersion: Number(row.version),
             type: row.type,
             schemaVersion: row.schemaversion,
-            data: row.data,
+            data: columns.binary ? row.data : (JSON.parse(row.data as string) as unknown),
             position: BigInt(row.position),
             transactionId: BigInt(row.txid),
             batchSize: values[columnCount] as number
@@ -436,16 +462,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       Effect.map(EventStore.prepareReadStream(stream, readOptions), (read) => {
         const backward = read.direction === "backward"
         return page(
+          sql,
           "readStream",
           read.from ?? (backward ? EventStore.maxReadNumber : 1),
           read.limit,
           read.batchSize,
-          (version, size) =>
+          (version, size, columns) =>
             backward
-              ? sql`select ${columns(sql)} from ${sql(tables.events)} e
+              ? sql`select ${columns} from ${sql(tables.events)} e
                   where e.stream = ${read.stream}::text and e.stream_version <= ${version}::int8
                   order by e.stream_version desc limit ${size}::int4`.values
-              : sql`select ${columns(sql)} from ${sql(tables.events)} e
+              : sql`select ${columns} from ${sql(tables.events)} e
                   where e.stream = ${read.stream}::text and e.stream_version >= ${version}::int8
                   order by e.stream_version limit ${size}::int4`.values,
           (last) => (backward ? last.streamVersion - 1 : last.streamVersion + 1)
@@ -465,12 +492,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         read.categories.length === 0
           ? Stream.empty
           : page(
+              sql,
               "readCategories",
               read.after,
               read.limit,
               read.batchSize,
-              (after, size) =>
-                sql`select ${columns(sql)} from (
+              (after, size, columns) =>
+                sql`select ${columns} from (
                   select k.position from unnest(${read.categories}::text[]) as c (name)
                   cross join lateral (
                     select position from ${sql(tables.events)}
@@ -494,12 +522,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Stream.unwrap(
       Effect.map(EventStore.prepareReadAll(readOptions), (read) =>
         page(
+          sql,
           "readAll",
           read.after,
           read.limit,
           read.batchSize,
-          (after, size) =>
-            sql`select ${columns(sql)} from (
+          (after, size, columns) =>
+            sql`select ${columns} from (
               select position from ${sql(tables.events)}
               where position > ${after}::int8 order by position limit ${size}::int4
             ) k join ${sql(tables.events)} e using (position)

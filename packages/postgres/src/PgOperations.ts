@@ -550,10 +550,12 @@ export type PageRow = Result.Result<EventStore.RecordedEvent, EventStore.Unreada
 export const readPage = Effect.fn("PgOperations.readPage")(function* (after: bigint, limit: number) {
   const sql = yield* SqlClient.SqlClient
   const t = yield* PgSchema.Tables
-  const rows = yield* sql`select ${EventRow.columns(sql)} from ${sql(t.events)} e
+  yield* EventRow.probe(sql)
+  const columns = EventRow.columnsOf(sql)
+  const rows = yield* sql`select ${columns.fragment} from ${sql(t.events)} e
     where e.position > ${after} order by e.position limit ${limit}`.values
   return rows.map((values): { readonly position: bigint; readonly row: PageRow } => {
     const row = EventRow.fromValues(values)
-    return { position: BigInt(row.position), row: EventRow.decode(row) }
+    return { position: BigInt(row.position), row: EventRow.decode(row, columns.binary) }
   })
 })

@@ -21,6 +21,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Checkpoint from "./internal/subscriptions/checkpoint.ts"
+import * as EventRow from "./internal/eventRow.ts"
 import * as Committer from "./internal/subscriptions/committer.ts"
 import * as Connection from "./internal/subscriptions/connection.ts"
 import { filterFragment, filterOf, storage, metricAttributes } from "./internal/subscriptions/cursor.ts"
@@ -182,11 +183,15 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             : yield* Checkpoint.durable({ sql, t }, connection, name, partition, opts)
         const committer = yield* Committer.make(sql, checkpoints, attributes)
         const reads = replica === undefined ? connection : yield* Connection.reserve(replica.sql)
+        // The codecs that parse the rows are those of the client the reads go through.
+        const readClient = replica === undefined ? sql : replica.sql
+        yield* EventRow.probe(readClient)
         return Reader.batches(
           {
             sql,
             t,
             connection: reads,
+            columns: EventRow.columnsOf(readClient),
             committer,
             where: filterFragment(sql, filterOf(opts), Math.max(1, opts?.partitions ?? 1), partition),
             batchSize: opts?.batchSize ?? 100,

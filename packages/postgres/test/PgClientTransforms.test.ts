@@ -13,7 +13,7 @@ import * as String from "effect/String"
 // An app's client may rename columns (snake_case to camelCase) and, with `transformJson`, the keys inside JSON values.
 // The store's reads take rows as values, which no transform touches: an event's data and metadata come back as written.
 const database = TestDatabase.layer({
-  transforms: {
+  client: {
     transformResultNames: String.snakeToCamel,
     transformQueryNames: String.camelToSnake,
     transformJson: true

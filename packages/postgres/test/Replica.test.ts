@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
+import * as EventRow from "../src/internal/eventRow.ts"
 import * as Connection from "../src/internal/subscriptions/connection.ts"
 import { filterFragment } from "../src/internal/subscriptions/cursor.ts"
 import * as Reader from "../src/internal/subscriptions/reader.ts"
@@ -219,7 +220,8 @@ layer(all, { excludeTestServices: true, timeout: "60 seconds" })("PgReplica", (i
         t,
         connection: yield* Connection.reserve(replicaSql),
         where: filterFragment(replicaSql, { categories: ["gap"] }, 1, 0),
-        batchSize: 100
+        batchSize: 100,
+        columns: EventRow.columnsOf(replicaSql)
       }
       const after = { tx: visible[0]!.transactionId, pos: visible[0]!.position }
       assert.deepStrictEqual(yield* Reader.readPage(readerSettings, after), [])

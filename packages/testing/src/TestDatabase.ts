@@ -29,10 +29,13 @@ const unreachable = (url: string, cause: unknown) =>
 export const layer = (
   options: {
     readonly maxConnections?: number
-    /** The client's name transforms, to test code that must work with an app's client configured with them. */
-    readonly transforms?: Pick<
+    /**
+     * The client's name transforms and codecs, to test code that must work with an app's client configured with
+     * them.
+     */
+    readonly client?: Pick<
       PgClient.PgClientConfig,
-      "transformQueryNames" | "transformResultNames" | "transformJson"
+      "transformQueryNames" | "transformResultNames" | "transformJson" | "types"
     >
   } = {}
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient> =>
@@ -48,6 +51,6 @@ export const layer = (
       const database = `evently_test_${crypto.randomUUID().replaceAll("-", "")}`
       yield* Effect.orDie(admin`create database ${admin(database)}`)
       yield* Effect.addFinalizer(() => Effect.ignore(admin`drop database if exists ${admin(database)} with (force)`))
-      return PgClient.layer({ ...options.transforms, url, database, maxConnections: options.maxConnections ?? 8 })
+      return PgClient.layer({ ...options.client, url, database, maxConnections: options.maxConnections ?? 8 })
     })
   ).pipe(Layer.orDie)

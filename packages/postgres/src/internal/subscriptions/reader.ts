@@ -60,6 +60,8 @@ export interface ReaderSettings {
   readonly committer: Committer
   /** The filter and partition conditions (see `filterFragment`). */
   readonly where: Statement.Fragment
+  /** What to select, for the client the reads go through (see `EventRow.Columns`). */
+  readonly columns: EventRow.Columns
   readonly batchSize: number
   readonly poll: Duration.Duration
   readonly wake: Wake | undefined
@@ -74,14 +76,14 @@ export interface ReaderSettings {
 }
 
 /** What a page or a count of the events after a cursor needs. */
-export type PageSettings = Pick<ReaderSettings, "sql" | "t" | "connection" | "where" | "batchSize">
+export type PageSettings = Pick<ReaderSettings, "sql" | "t" | "connection" | "where" | "batchSize" | "columns">
 
 /** The events after `cursor` that no running transaction can still commit behind, one page. */
 export const readPage = (settings: PageSettings, cursor: Cursor) => {
   const { sql, t } = settings
   return settings.connection.values(
     "read",
-    sql`select ${EventRow.columns(sql)}
+    sql`select ${settings.columns.fragment}
       from ${sql(t.events)} e
       where (e.transaction_id, e.position) > (${String(cursor.tx)}::xid8, ${cursor.pos})
         and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -142,7 +144,7 @@ export const batches = (
         yield* waitForWake(settings)
         continue
       }
-      const { events, unreadable } = EventRow.decodeRows(rows)
+      const { events, unreadable } = EventRow.decodeRows(rows, settings.columns.binary)
       if (events.length === 0) {
         // Give the batches handed out before this row (up to 10 s) to commit, so that the checkpoint ends at the
         // last readable event before the subscription fails with the row's error.
