@@ -169,14 +169,14 @@ const page = <S>(
       if (unreadable !== undefined) return Effect.fail(unreadable)
       if (remaining <= 0) return Effect.succeed([[], Option.none()])
       const size = Math.min(batchSize, remaining)
-      const rows = Effect.andThen(
+      const read = Effect.andThen(
         probe(sql),
         Effect.suspend(() => {
           const columns = columnsOf(sql)
           return Effect.map(query(state, size, columns.fragment), (rows) => ({ rows, binary: columns.binary }))
         })
       )
-      return Effect.flatMap(Effect.mapError(rows, storeError(operation)), ({ binary, rows }): Step<S> => {
+      return Effect.flatMap(Effect.mapError(read, storeError(operation)), ({ binary, rows }): Step<S> => {
         const { events, unreadable: damaged } = decodeRows(rows, binary)
         const last = events[events.length - 1]
         if (damaged !== undefined) {
