@@ -87,7 +87,7 @@ export const probe = (sql: SqlClient.SqlClient): Effect.Effect<void> =>
             const [json, jsonText, uuid, uuidText] = row ?? []
             binaryClients.set(
               sql,
-              typeof jsonText === "string" && sameJson(json, JSON.parse(jsonText)) && uuid === uuidText
+              typeof jsonText === "string" && sameJson(json, parseJson(jsonText)) && uuid === uuidText
             )
           }),
           Effect.ignore
