@@ -69,19 +69,18 @@ export const parameters = (
   const expected = prepared.expected
   const events = prepared.events
   const count = events.length
-  const eventIds = new Array<string>(count)
-  const types = new Array<string>(count)
-  const schemaVersions = new Array<number>(count)
-  const data = new Array<string>(count)
-  const metadata = new Array<string>(count)
+  const eventIds: Array<string> = []
+  const types: Array<string> = []
+  const schemaVersions: Array<number> = []
+  const data: Array<string> = []
+  const metadata: Array<string> = []
   let anyMetadata = false
-  for (let i = 0; i < count; i++) {
-    const event = events[i]!
-    eventIds[i] = event.eventId
-    types[i] = event.type
-    schemaVersions[i] = event.schemaVersion
-    data[i] = event.data
-    metadata[i] = event.metadata
+  for (const event of events) {
+    eventIds.push(event.eventId)
+    types.push(event.type)
+    schemaVersions.push(event.schemaVersion)
+    data.push(event.data)
+    metadata.push(event.metadata)
     if (event.metadata !== emptyMetadata) anyMetadata = true
   }
   return {
