@@ -45,8 +45,8 @@ export interface Metrics {
 /**
  * A queue over `run`, which writes a batch and returns one exit per item, in order. `submit` resolves with the
  * item's own exit. A failure of `run` itself (a defect) fails every item of that batch with that cause. Batches run
- * in fibers of their own with `context` (the store's, not that of whichever caller happened to start them), which is
- * also where the metrics are updated.
+ * in fibers of their own with `context` (the store's, not that of whichever caller happened to start them); an append
+ * written on its own runs in its caller's fiber and context. The metrics are always updated in `context`.
  */
 export const make = <I extends Item, A, E>(options: {
   readonly context: Context.Context<never>
@@ -134,10 +134,11 @@ export const make = <I extends Item, A, E>(options: {
     for (const entry of batch) writing.delete(entry.item.stream)
   }
 
-  const recordFlush = (size: number) =>
-    Effect.asVoid(
-      Effect.all([Metric.update(options.metrics.flushes, 1), Metric.update(options.metrics.batchSizes, size)])
-    )
+  /** Counts a batch in the store's metrics: synchronously, with the store's context, whichever fiber writes it. */
+  const recordFlush = (size: number) => {
+    options.metrics.flushes.updateUnsafe(1, options.context)
+    options.metrics.batchSizes.updateUnsafe(size, options.context)
+  }
 
   const flush = (batch: ReadonlyArray<Entry<I, A, E>>): Effect.Effect<void> =>
     Effect.exit(options.run(batch.map((entry) => entry.item))).pipe(
@@ -161,21 +162,19 @@ export const make = <I extends Item, A, E>(options: {
    * fiber: no fork, no hand-over, so a lone writer pays no more than with group commit off (going through a batch
    * fiber cost a lone writer 15-20% of its appends per second, in event-loop turns). It counts as a batch in flight
    * while it runs, so appends arriving meanwhile queue as usual, and when it ends it starts their batch. Its caller can
-   * interrupt it, as with group commit off (a timeout on an append stuck behind a lock still fires).
+   * interrupt it, as with group commit off (a timeout on an append stuck behind a lock still fires). It runs in its
+   * caller's context, as with group commit off, and is counted in the store's metrics: switching to the store's
+   * context and back, with the effects around it, cost a lone writer of 10-event appends about 40 µs of its 550.
    */
   const writeAlone = (entry: Entry<I, A, E>): Effect.Effect<A, E> =>
     Effect.uninterruptibleMask((restore) => {
       const batch = [entry]
       begin(batch, nowMs())
-      return restore(Effect.andThen(recordFlush(1), options.run([entry.item]))).pipe(
-        Effect.provideContext(options.context),
-        Effect.ensuring(
-          Effect.suspend(() => {
-            settle(batch)
-            return pump
-          })
-        )
-      )
+      recordFlush(1)
+      return Effect.onExit(restore(options.run([entry.item])), () => {
+        settle(batch)
+        return pending.length === 0 ? Effect.void : pump
+      })
     }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
 
   /**
@@ -188,15 +187,11 @@ export const make = <I extends Item, A, E>(options: {
   const writeLarge = (entry: Entry<I, A, E>): Effect.Effect<A, E> =>
     Effect.uninterruptibleMask((restore) => {
       writing.add(entry.item.stream)
-      return restore(Effect.andThen(recordFlush(1), options.run([entry.item]))).pipe(
-        Effect.provideContext(options.context),
-        Effect.ensuring(
-          Effect.suspend(() => {
-            writing.delete(entry.item.stream)
-            return pump
-          })
-        )
-      )
+      recordFlush(1)
+      return Effect.onExit(restore(options.run([entry.item])), () => {
+        writing.delete(entry.item.stream)
+        return pump
+      })
     }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
 
   /** Whether an append may go out on its own at once (see `writeLarge`). */
@@ -247,7 +242,10 @@ export const make = <I extends Item, A, E>(options: {
         batches,
         (batch) =>
           Effect.forkDetach(
-            Effect.andThen(recordFlush(batch.length), flush(batch)).pipe(Effect.provideContext(options.context))
+            Effect.suspend(() => {
+              recordFlush(batch.length)
+              return flush(batch)
+            }).pipe(Effect.provideContext(options.context))
           ),
         { discard: true }
       )
