@@ -69,18 +69,19 @@ export const parameters = (
   const expected = prepared.expected
   const events = prepared.events
   const count = events.length
-  const eventIds: Array<string> = []
-  const types: Array<string> = []
-  const schemaVersions: Array<number> = []
-  const data: Array<string> = []
-  const metadata: Array<string> = []
+  const eventIds = new Array<string>(count)
+  const types = new Array<string>(count)
+  const schemaVersions = new Array<number>(count)
+  const data = new Array<string>(count)
+  const metadata = new Array<string>(count)
   let anyMetadata = false
-  for (const event of events) {
-    eventIds.push(event.eventId)
-    types.push(event.type)
-    schemaVersions.push(event.schemaVersion)
-    data.push(event.data)
-    metadata.push(event.metadata)
+  for (let i = 0; i < count; i++) {
+    const event = events[i]!
+    eventIds[i] = event.eventId
+    types[i] = event.type
+    schemaVersions[i] = event.schemaVersion
+    data[i] = event.data
+    metadata[i] = event.metadata
     if (event.metadata !== emptyMetadata) anyMetadata = true
   }
   return {
