@@ -108,38 +108,31 @@ layer(store, { excludeTestServices: true, timeout: "60 seconds" })("PgEventStore
     })
   )
 
-  it.effect(
-    "the append statement has one text per expectation kind whatever the batch size, so it stays prepared",
-    () =>
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const expectations = [
-          ExpectedVersion.Any,
-          ExpectedVersion.NoStream,
-          ExpectedVersion.Exact(7),
-          ExpectedVersion.StreamExists
-        ] as const
-        const texts = new Set<string>()
-        for (const expected of expectations) {
-          const perSize = new Set<string>()
-          for (const count of [1, 3, 50]) {
-            const prepared = yield* EventStore.prepareAppend(
-              "a-1",
-              Array.from({ length: count }, (_, i) => ({ type: "A", data: { i } })),
-              { expected }
-            )
-            const [text] = Append.statement(
-              sql,
-              PgSchema.tableNames(),
-              Append.parameters(prepared, new Date(0), "evently_events", true)
-            ).compile()
-            perSize.add(text)
-            texts.add(text)
-          }
-          assert.strictEqual(perSize.size, 1, `one text for ${expected._tag} at every batch size`)
-        }
-        assert.strictEqual(texts.size, expectations.length)
-      })
+  it.effect("the append statement has one text for every batch size and expectation, so it stays prepared", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const texts = new Set<string>()
+      for (const [count, expected] of [
+        [1, ExpectedVersion.Any],
+        [3, ExpectedVersion.NoStream],
+        [50, ExpectedVersion.Exact(7)],
+        [2, ExpectedVersion.StreamExists]
+      ] as const) {
+        const prepared = yield* EventStore.prepareAppend(
+          "a-1",
+          Array.from({ length: count }, (_, i) => ({ type: "A", data: { i } })),
+          { expected }
+        )
+        const [text, params] = Append.statement(
+          sql,
+          PgSchema.tableNames(),
+          Append.parameters(prepared, new Date(0), "evently_events", true)
+        ).compile()
+        texts.add(text)
+        assert.strictEqual(params.length, 23)
+      }
+      assert.strictEqual(texts.size, 1)
+    })
   )
 
   it.effect("a typed store upcasts rows an older codec wrote to Postgres, and names a row that does not decode", () =>

@@ -18,31 +18,22 @@ import type { EventStore } from "@evently/store"
 import type * as SqlClient from "effect/sql/SqlClient"
 import type * as PgSchema from "../PgSchema.ts"
 
-/**
- * How an append bumps its stream's version: `create` inserts the stream row and requires that it did not exist
- * (`NoStream`, `Exact(0)`); `any` inserts it or adds to it unchecked (`Any`); `update` adds to an existing row
- * (`StreamExists`, or `Exact(v)` with v > 0, which also requires the version `v`).
- */
-export type Bump = "create" | "any" | "update"
-
 /** The parameters of the append statement, as bound. */
 export interface AppendParameters {
   readonly stream: string
   readonly category: string
   readonly count: number
-  /** Not bound, it picks the statement's text: see {@link Bump}. */
-  readonly bump: Bump
-  /** For `update`: the version an `Exact` append requires; null for `StreamExists` (not bound then). */
-  readonly expectedVersion: number | null
+  readonly mayCreate: boolean
+  readonly anyVersion: boolean
+  readonly exact: boolean
+  readonly expectedVersion: number
   readonly eventIds: ReadonlyArray<string>
   readonly types: ReadonlyArray<string>
   readonly schemaVersions: ReadonlyArray<number>
   readonly data: ReadonlyArray<string>
-  /** The events' metadata; null when every event's is the empty default (not bound then: the column default). */
-  readonly metadata: ReadonlyArray<string> | null
+  readonly metadata: ReadonlyArray<string>
   readonly recordedAt: Date
   readonly channel: string
-  /** Not bound, it shapes the text: whether the statement NOTIFYs the channel. */
   readonly notify: boolean
   /**
    * Not bound, it shapes the text: look the event ids up before writing (in a caller's transaction, where the unique
@@ -52,12 +43,10 @@ export interface AppendParameters {
   readonly probe: boolean
 }
 
-/** The metadata every event gets when its append gives none, as the column default stores it. */
-const emptyMetadata = "{}"
-
 /**
- * How a prepared append maps onto the statement's parameters (see {@link Bump}). `probe` (default `true`): see
- * {@link AppendParameters.probe}.
+ * How a prepared append maps onto the statement's parameters: whether it may create the stream (`Any`, `NoStream`,
+ * `Exact(0)`), whether an existing stream passes unchecked (`Any`), and the version an `Exact` update requires.
+ * `probe` (default `true`): see {@link AppendParameters.probe}.
  */
 export const parameters = (
   prepared: EventStore.PreparedAppend,
@@ -67,39 +56,21 @@ export const parameters = (
   probe = true
 ): AppendParameters => {
   const expected = prepared.expected
-  const events = prepared.events
-  const count = events.length
-  const eventIds = new Array<string>(count)
-  const types = new Array<string>(count)
-  const schemaVersions = new Array<number>(count)
-  const data = new Array<string>(count)
-  const metadata = new Array<string>(count)
-  let anyMetadata = false
-  for (let i = 0; i < count; i++) {
-    const event = events[i]!
-    eventIds[i] = event.eventId
-    types[i] = event.type
-    schemaVersions[i] = event.schemaVersion
-    data[i] = event.data
-    metadata[i] = event.metadata
-    if (event.metadata !== emptyMetadata) anyMetadata = true
-  }
+  const exactVersion = expected._tag === "Exact" ? expected.version : 0
   return {
     stream: prepared.stream,
     category: prepared.category,
-    count,
-    bump:
-      expected._tag === "Any"
-        ? "any"
-        : expected._tag === "NoStream" || (expected._tag === "Exact" && expected.version === 0)
-          ? "create"
-          : "update",
-    expectedVersion: expected._tag === "Exact" && expected.version > 0 ? expected.version : null,
-    eventIds,
-    types,
-    schemaVersions,
-    data,
-    metadata: anyMetadata ? metadata : null,
+    count: prepared.events.length,
+    mayCreate:
+      expected._tag === "Any" || expected._tag === "NoStream" || (expected._tag === "Exact" && exactVersion === 0),
+    anyVersion: expected._tag === "Any",
+    exact: expected._tag === "Exact",
+    expectedVersion: exactVersion,
+    eventIds: prepared.events.map((e) => e.eventId),
+    types: prepared.events.map((e) => e.type),
+    schemaVersions: prepared.events.map((e) => e.schemaVersion),
+    data: prepared.events.map((e) => e.data),
+    metadata: prepared.events.map((e) => e.metadata),
     recordedAt,
     channel,
     notify,
@@ -115,39 +86,16 @@ const probeIds = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames) => sql`
   cross join lateral (select 1 from ${sql(tables.events)} e where e.event_id = i.event_id limit 1) e
   limit 1`
 
-/** The step that bumps the stream's version and key, as {@link AppendParameters.bump} says. */
-const bumpStep = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: AppendParameters) => {
-  const unlessDuplicate = p.probe ? sql`and not exists (select 1 from duplicate)` : sql``
-  if (p.bump === "update") {
-    return sql`update ${sql(tables.streams)} as s set version = s.version + ${p.count}::int8,
-    last_transaction_id = greatest(s.last_transaction_id, pg_current_xact_id())
-  where s.stream = ${p.stream}::text ${p.expectedVersion === null ? sql`` : sql`and s.version = ${p.expectedVersion}::int8`}
-    ${unlessDuplicate}
-  returning s.version, s.last_transaction_id`
-  }
-  return sql`insert into ${sql(tables.streams)} as s (stream, category, version, last_transaction_id)
-  select ${p.stream}::text, ${p.category}::text, ${p.count}::int8, pg_current_xact_id()
-  where true ${unlessDuplicate}
-  on conflict (stream) ${
-    p.bump === "create"
-      ? sql`do nothing`
-      : sql`do update set version = s.version + excluded.version,
-    last_transaction_id = greatest(s.last_transaction_id, excluded.last_transaction_id)`
-  }
-  returning s.version, s.last_transaction_id`
-}
-
 /**
- * The append statement. The events travel as arrays and are `unnest`ed, so its text does not depend on the batch
- * size and stays prepared: one text per way of bumping the version ({@link Bump}), and per `probe`, `notify` and
- * whether metadata is bound. In one statement it
+ * The append statement: one text for any batch size (the events travel as arrays and are `unnest`ed), so it stays
+ * prepared (two texts: with and without `probe`). In one statement it
  * 1. finds whether any of the event ids is stored already (then nothing is written: the caller checks idempotency),
  *    one unique-index probe per event (an `= any(array)` filter would be planned as a scan in a generic plan);
- * 2. bumps the stream's version: `create` inserts the row with `on conflict do nothing` (which sees and locks a row
- *    another transaction just committed, and writes nothing then), `any` with `on conflict do update`, and `update`
- *    updates it `where` the version is the expected one (rechecked on the latest row version after a concurrent writer
- *    commits), so the expectation is checked under the stream row's lock; each moves the stream's key up to this
- *    transaction's id (see the module docs);
+ * 2. bumps the stream's version, creating the row for `Any`/`NoStream`/`Exact(0)` (`insert … on conflict`, which
+ *    sees and locks a row another transaction just committed) or updating it for `StreamExists`/`Exact(n)`
+ *    (`update … where`, rechecked on the latest row version after a concurrent writer commits), so the expectation
+ *    is checked under the stream row's lock, and moves the stream's key up to this transaction's id (see the module
+ *    docs);
  * 3. inserts the events only if the version was bumped, numbered from the new version, with the stream's key;
  * 4. notifies the events table's channel with the category, once, only if something was written;
  * 5. returns whether it wrote, the new version, the positions, and, only when it wrote nothing, the version its
@@ -158,9 +106,6 @@ const bumpStep = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: Appe
  * already then fails the insert with a unique violation, which rolls the whole statement back (nothing written, the
  * version bump undone), and the caller treats it as a duplicate; an append that wrote nothing (its expectation failed,
  * as a retried `NoStream` or `Exact` append's does) is looked up by its ids after the fact, as `duplicate`.
- *
- * The positions come back in input order: the insert reads the `unnest` in its order (no sort, which cost a plan
- * node per append), and a row's position is drawn as it is inserted.
  */
 export const statement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames, p: AppendParameters) => sql<{
   readonly duplicate: boolean
@@ -170,49 +115,57 @@ export const statement = (sql: SqlClient.SqlClient, tables: PgSchema.TableNames,
   readonly positions: ReadonlyArray<bigint> | null
 }>`with input as (
   select * from unnest(
-    ${p.eventIds}::uuid[], ${p.types}::text[], ${p.schemaVersions}::int4[], ${p.data}::jsonb[]${
-      p.metadata === null ? sql`` : sql`, ${p.metadata}::jsonb[]`
-    }
-  ) with ordinality as i (event_id, event_type, schema_version, data, ${p.metadata === null ? sql`` : sql`metadata, `}n)
-),${
-  p.probe
-    ? sql`
+    ${p.eventIds}::uuid[], ${p.types}::text[], ${p.schemaVersions}::int4[], ${p.data}::jsonb[], ${p.metadata}::jsonb[]
+  ) with ordinality as i (event_id, event_type, schema_version, data, metadata, n)
+),
 duplicate as (
-  ${probeIds(sql, tables)}
-),`
-    : sql``
-}
+  ${p.probe ? probeIds(sql, tables) : sql`select 1 as found where false`}
+),
+created as (
+  insert into ${sql(tables.streams)} as s (stream, category, version, last_transaction_id)
+  select ${p.stream}::text, ${p.category}::text, ${p.count}::int8, pg_current_xact_id()
+  where ${p.mayCreate}::bool and not exists (select 1 from duplicate)
+  on conflict (stream) do update set version = s.version + excluded.version,
+    last_transaction_id = greatest(s.last_transaction_id, excluded.last_transaction_id)
+  where ${p.anyVersion}::bool
+  returning s.version, s.last_transaction_id
+),
+updated as (
+  update ${sql(tables.streams)} as s set version = s.version + ${p.count}::int8,
+    last_transaction_id = greatest(s.last_transaction_id, pg_current_xact_id())
+  where s.stream = ${p.stream}::text and not ${p.mayCreate}::bool
+    and (not ${p.exact}::bool or s.version = ${p.expectedVersion}::int8)
+    and not exists (select 1 from duplicate)
+  returning s.version, s.last_transaction_id
+),
 bumped as (
-  ${bumpStep(sql, tables, p)}
+  select version, last_transaction_id from created union all select version, last_transaction_id from updated
 ),
 appended as (
   insert into ${sql(tables.events)}
-    (transaction_id, stream, category, stream_version, event_id, event_type, schema_version, data, ${
-      p.metadata === null ? sql`` : sql`metadata, `
-    }recorded_at)
+    (transaction_id, stream, category, stream_version, event_id, event_type, schema_version, data, metadata,
+    recorded_at)
   select b.last_transaction_id, ${p.stream}::text, ${p.category}::text, b.version - ${p.count}::int8 + i.n,
-    i.event_id, i.event_type, i.schema_version, i.data, ${p.metadata === null ? sql`` : sql`i.metadata, `}${p.recordedAt}::timestamptz
-  from bumped b cross join input i
+    i.event_id, i.event_type, i.schema_version, i.data, i.metadata, ${p.recordedAt}::timestamptz
+  from input i cross join bumped b
+  order by i.n
   returning position
-)${
-  p.notify
-    ? sql`,
+),
 notified as (
-  select pg_notify(${p.channel}::text, ${p.category}::text) from bumped
-)`
-    : sql``
-}
-select b.version::int4 as version, null::int4 as actual, false as duplicate,
-  (select array_agg(position) from appended) as positions${
-    p.notify ? sql`, (select count(*)::int4 from notified) as notified` : sql``
-  }
-from bumped b
-union all
-select null, coalesce((select version::int4 from ${sql(tables.streams)} where stream = ${p.stream}::text), 0),
-  ${p.probe ? sql`exists (select 1 from duplicate)` : sql`exists (${probeIds(sql, tables)})`}, null${
-    p.notify ? sql`, 0` : sql``
-  }
-where not exists (select 1 from bumped)`
+  select pg_notify(${p.channel}::text, ${p.category}::text) from bumped where ${p.notify}::bool
+)
+select
+  ${
+    p.probe
+      ? sql`exists (select 1 from duplicate)`
+      : sql`case when exists (select 1 from bumped) then false else exists (${probeIds(sql, tables)}) end`
+  } as duplicate,
+  (select version::int4 from bumped) as version,
+  case when exists (select 1 from bumped) then null
+    else coalesce((select version::int4 from ${sql(tables.streams)} where stream = ${p.stream}::text), 0)
+  end as actual,
+  (select array_agg(position order by position) from appended) as positions,
+  (select count(*)::int4 from notified) as notified`
 
 /** One append of a combined (group-commit) statement: its checked input and the time it was issued. */
 export interface BatchAppend {
