@@ -166,13 +166,26 @@ export const make = <I extends Item, A, E>(options: {
    * caller's context, as with group commit off, and is counted in the store's metrics: switching to the store's
    * context and back, with the effects around it, cost a lone writer of 10-event appends about 40 µs of its 550.
    */
-  const writeAlone = (entry: Entry<I, A, E>): Effect.Effect<A, E> =>
+  const writeAlone = (entry: Entry<I, A, E>): Effect.Effect<A, E> => {
+    const batch = [entry]
+    return writeInCallerFiber(
+      entry,
+      () => begin(batch, nowMs()),
+      () => settle(batch)
+    )
+  }
+
+  /**
+   * Writes one append in its caller's fiber and context, counted as a batch in the store's metrics: `hold` marks what
+   * it occupies before it starts and `release` frees that when it ends, however it ends; then the appends that queued
+   * meanwhile, if any, get their batch.
+   */
+  const writeInCallerFiber = (entry: Entry<I, A, E>, hold: () => void, release: () => void): Effect.Effect<A, E> =>
     Effect.uninterruptibleMask((restore) => {
-      const batch = [entry]
-      begin(batch, nowMs())
+      hold()
       recordFlush(1)
       return Effect.onExit(restore(options.run([entry.item])), () => {
-        settle(batch)
+        release()
         return pending.length === 0 ? Effect.void : pump
       })
     }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
@@ -185,14 +198,11 @@ export const make = <I extends Item, A, E>(options: {
    * (then it queues as usual, and the order per stream holds). Its stream counts as being written while it runs.
    */
   const writeLarge = (entry: Entry<I, A, E>): Effect.Effect<A, E> =>
-    Effect.uninterruptibleMask((restore) => {
-      writing.add(entry.item.stream)
-      recordFlush(1)
-      return Effect.onExit(restore(options.run([entry.item])), () => {
-        writing.delete(entry.item.stream)
-        return pump
-      })
-    }).pipe(Effect.flatMap((exits) => outcome(Exit.succeed(exits), 0)))
+    writeInCallerFiber(
+      entry,
+      () => writing.add(entry.item.stream),
+      () => writing.delete(entry.item.stream)
+    )
 
   /** Whether an append may go out on its own at once (see `writeLarge`). */
   const large = (item: I): boolean =>
